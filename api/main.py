@@ -1,0 +1,32 @@
+"""The NinjaAPI instance: every router is mounted here under /api/v1/."""
+
+from __future__ import annotations
+
+from ninja import NinjaAPI
+
+from api import errors
+from api.security import token_auth
+
+api = NinjaAPI(
+    title="Triton API",
+    version="1.0.0",
+    description="Triton v3: accounts, commerce, content and app modules, with realtime events "
+    "over /ws/v1/. Errors are RFC 9457 problem details (application/problem+json).",
+    urls_namespace="api-v1",
+    auth=token_auth,
+)
+errors.install(api)
+
+
+def _mount_routers() -> None:
+    from api.accounts.router import auth_router, permissions_router, roles_router, users_router
+    from api.operations.router import router as operations_router
+
+    api.add_router("/auth", auth_router, tags=["auth"])
+    api.add_router("/users", users_router, tags=["users"])
+    api.add_router("/roles", roles_router, tags=["roles"])
+    api.add_router("/permissions", permissions_router, tags=["roles"])
+    api.add_router("/", operations_router, tags=["operations"])
+
+
+_mount_routers()

@@ -1,0 +1,72 @@
+"""Reads of the accounts area."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Prefetch, Q, QuerySet
+
+from backend.accounts.catalog import PERMISSION_NAMES
+from backend.accounts.models import PERMISSION_APP_LABEL, User
+
+
+def catalog_permissions() -> QuerySet[Permission]:
+    return (
+        Permission.objects.filter(
+            content_type__app_label=PERMISSION_APP_LABEL, codename__in=PERMISSION_NAMES
+        )
+        .select_related("content_type")
+        .order_by("codename")
+    )
+
+
+def user_list(*, search: str | None = None) -> QuerySet[User]:
+    users = User.objects.prefetch_related(
+        Prefetch("groups", queryset=Group.objects.order_by("name"))
+    ).order_by("id")
+    if search:
+        users = users.filter(Q(name__icontains=search) | Q(email__icontains=search))
+    return users
+
+
+def user_get(*, user_id: int) -> User | None:
+    return user_list().filter(pk=user_id).first()
+
+
+def role_list() -> QuerySet[Group]:
+    return (
+        Group.objects.select_related("role")
+        .prefetch_related(Prefetch("permissions", queryset=catalog_permissions()))
+        .order_by("id")
+    )
+
+
+def user_role_names(user: User) -> list[str]:
+    return sorted(group.name for group in user.groups.all())
+
+
+def user_permission_names(user: User) -> list[str]:
+    """The flat list a front end's PermissionGuard needs (every right for a superuser)."""
+    if not user.is_active:
+        return []
+    if user.is_superuser:
+        return sorted(PERMISSION_NAMES)
+    prefix = f"{PERMISSION_APP_LABEL}."
+    return sorted(
+        name.removeprefix(prefix)
+        for name in user.get_all_permissions()
+        if name.startswith(prefix) and name.removeprefix(prefix) in PERMISSION_NAMES
+    )
+
+
+def user_profile(user: User) -> dict:
+    """The user as ``/auth/me`` and the ``user.updated`` event show it."""
+    return {
+        "id": user.pk,
+        "name": user.name,
+        "email": user.email,
+        "is_active": user.is_active,
+        "roles": user_role_names(user),
+        "permissions": user_permission_names(user),
+        "created_at": user.created_at.isoformat(),
+        "updated_at": user.updated_at.isoformat(),
+    }

@@ -1,0 +1,234 @@
+"""Writes of the accounts area. Keyword-only functions named ``<entity>_<action>``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.contrib.auth.models import Group
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+
+from backend.accounts import selectors
+from backend.accounts.catalog import DEFAULT_ROLE
+from backend.accounts.models import User, normalize_email
+from backend.accounts.permissions import can_update_user, has_permission, require_permission
+from backend.accounts.tokens import IssuedToken, token_issue, tokens_revoke_for_user
+from backend.core import throttling
+from backend.core.errors import (
+    Conflict,
+    FieldError,
+    NotFound,
+    PermissionDenied,
+    Unauthorized,
+    ValidationFailed,
+)
+
+LOGIN_SCOPE = "login-failures"
+
+
+def _login_rate() -> throttling.Rate:
+    return throttling.Rate(settings.LOGIN_MAX_FAILURES, settings.LOGIN_FAILURE_WINDOW)
+
+
+def _validate_email(email: str) -> str:
+    email = normalize_email(email)
+    try:
+        validate_email(email)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(
+            detail="The email address is not valid.",
+            errors=[FieldError(loc=["body", "email"], msg="Enter a valid email address.")],
+        ) from exc
+    return email
+
+
+def _validate_password(password: str, *, user: User | None = None) -> None:
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(
+            detail="The password is too weak.",
+            errors=[FieldError(loc=["body", "password"], msg=msg) for msg in exc.messages],
+        ) from exc
+
+
+def _ensure_email_free(email: str, *, exclude_id: int | None = None) -> None:
+    taken = User.objects.filter(email=email)
+    if exclude_id is not None:
+        taken = taken.exclude(pk=exclude_id)
+    if taken.exists():
+        raise Conflict(
+            detail="This email is already registered.",
+            errors=[FieldError(loc=["body", "email"], msg="Email already taken.")],
+        )
+
+
+def _publish_user_updated(user: User) -> None:
+    from realtime.publish import publish
+
+    publish(f"user.{user.pk}", "user.updated", selectors.user_profile(user))
+
+
+def _create_user(*, name: str, email: str, password: str, roles: list[str]) -> User:
+    email = _validate_email(email)
+    _ensure_email_free(email)
+    _validate_password(password, user=User(name=name, email=email))
+    groups = list(Group.objects.filter(name__in=roles))
+    if len(groups) != len(set(roles)):
+        unknown = sorted(set(roles) - {g.name for g in groups})
+        raise ValidationFailed(
+            detail=f"Unknown roles: {', '.join(unknown)}.",
+            errors=[FieldError(loc=["body", "roles"], msg="Unknown role.")],
+        )
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=password, name=name)
+            user.groups.set(groups)
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise Conflict(detail="This email is already registered.") from exc
+    return user
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    issued: IssuedToken
+
+
+def user_register(*, name: str, email: str, password: str) -> SignedIn:
+    with transaction.atomic():
+        user = _create_user(name=name, email=email, password=password, roles=[DEFAULT_ROLE])
+        return SignedIn(user=user, issued=token_issue(user=user, device_name="registration"))
+
+
+def user_login(*, email: str, password: str, device_name: str = "") -> SignedIn:
+    email = normalize_email(email)
+    wait = throttling.retry_after(LOGIN_SCOPE, email, _login_rate())
+    if wait is not None:
+        from backend.core.errors import Throttled
+
+        raise Throttled(detail="Too many failed logins; try again later.", retry_after=wait)
+    user = User.objects.filter(email=email).first()
+    if user is None or not user.check_password(password) or not user.is_active:
+        throttling.record_hit(LOGIN_SCOPE, email, _login_rate())
+        raise Unauthorized(detail="Wrong email or password, or the account is inactive.")
+    throttling.clear(LOGIN_SCOPE, email)
+    return SignedIn(user=user, issued=token_issue(user=user, device_name=device_name))
+
+
+def password_reset_request(*, email: str) -> None:
+    """Queue the reset mail when the address belongs to an active user; silent otherwise."""
+    user = User.objects.filter(email=normalize_email(email), is_active=True).first()
+    if user is None:
+        return
+    from workers.accounts import send_password_reset_email
+
+    transaction.on_commit(lambda: send_password_reset_email.delay(user.pk))
+
+
+def password_reset_complete(*, email: str, token: str, password: str) -> None:
+    user = User.objects.filter(email=normalize_email(email), is_active=True).first()
+    if user is None or not default_token_generator.check_token(user, token):
+        raise ValidationFailed(
+            detail="The reset token is invalid or has expired.",
+            errors=[FieldError(loc=["body", "token"], msg="Invalid or expired token.")],
+        )
+    _validate_password(password, user=user)
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password", "updated_at"])
+        tokens_revoke_for_user(user=user)
+
+
+def user_create(*, actor: User, name: str, email: str, password: str, roles: list[str] | None = None) -> User:
+    require_permission(actor, "users.create")
+    with transaction.atomic():
+        return _create_user(
+            name=name, email=email, password=password, roles=roles or [DEFAULT_ROLE]
+        )
+
+
+def user_update(*, actor: User, user_id: int, changes: dict[str, Any]) -> User:
+    """Apply the fields given. Self may change name, email and password; ``users.update``
+    also is_active and roles. Publishes ``user.updated`` when a visible field changed."""
+    if not can_update_user(actor, user_id):
+        if has_permission(actor, "users.view"):
+            raise PermissionDenied(detail="This needs the users.update permission.")
+        raise NotFound(detail="No such user.")
+    privileged = {"is_active", "roles"} & changes.keys()
+    if privileged and not has_permission(actor, "users.update"):
+        raise PermissionDenied(
+            detail=f"Changing {', '.join(sorted(privileged))} needs the users.update permission."
+        )
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(pk=user_id).first()
+        if user is None:
+            raise NotFound(detail="No such user.")
+        visible_change = False
+        if "name" in changes and changes["name"] != user.name:
+            user.name = changes["name"]
+            visible_change = True
+        if "email" in changes:
+            email = _validate_email(changes["email"])
+            if email != user.email:
+                _ensure_email_free(email, exclude_id=user.pk)
+                user.email = email
+                visible_change = True
+        if changes.get("password") is not None:
+            _validate_password(changes["password"], user=user)
+            user.set_password(changes["password"])
+        deactivated = False
+        if "is_active" in changes and changes["is_active"] != user.is_active:
+            if user.pk == actor.pk and not changes["is_active"]:
+                raise Conflict(detail="You cannot deactivate yourself.")
+            user.is_active = changes["is_active"]
+            deactivated = not user.is_active
+            visible_change = True
+        user.save()
+        if "roles" in changes:
+            wanted = set(changes["roles"])
+            groups = list(Group.objects.filter(name__in=wanted))
+            if len(groups) != len(wanted):
+                raise ValidationFailed(
+                    detail="Unknown roles: "
+                    + ", ".join(sorted(wanted - {g.name for g in groups})),
+                    errors=[FieldError(loc=["body", "roles"], msg="Unknown role.")],
+                )
+            if wanted != set(user.groups.values_list("name", flat=True)):
+                user.groups.set(groups)
+                visible_change = True
+        if deactivated:
+            tokens_revoke_for_user(user=user)
+        if visible_change:
+            # Fresh instance: drops Django's cached permissions of the old roles.
+            _publish_user_updated(selectors.user_get(user_id=user.pk) or user)
+    return user
+
+
+def user_delete(*, actor: User, user_id: int) -> None:
+    require_permission(actor, "users.delete")
+    if actor.pk == user_id:
+        raise Conflict(detail="You cannot delete yourself.")
+    with transaction.atomic():
+        user = User.objects.filter(pk=user_id).first()
+        if user is None:
+            raise NotFound(detail="No such user.")
+        tokens_revoke_for_user(user=user)
+        user.delete()
+
+
+def superuser_ensure(*, email: str, password: str, name: str = "") -> User:
+    """Idempotent: make sure this superuser exists and holds the Admin role."""
+    from backend.accounts.catalog import ADMIN
+
+    with transaction.atomic():
+        user = User.objects.filter(email=normalize_email(email)).first()
+        if user is None:
+            user = User.objects.create_superuser(email=email, password=password, name=name)
+        user.groups.add(Group.objects.get(name=ADMIN))
+    return user

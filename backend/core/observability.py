@@ -1,0 +1,66 @@
+"""Request ids for logs and responses.
+
+Every request gets an id (the caller's ``X-Request-ID`` when it is sane, else a new one);
+it is echoed in the response header and added to every log record made while the request
+is served, so one grep follows a request through the JSON logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.http import HttpRequest, HttpResponse
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _request_id_for(request: HttpRequest) -> str:
+    incoming = request.headers.get("X-Request-ID", "")
+    return incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Sets the request id for the request's logs; works on the sync and async paths."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if iscoroutinefunction(self):
+            return self.__acall__(request)  # type: ignore[return-value]
+        token = request_id_var.set(_request_id_for(request))
+        request.request_id = request_id_var.get()  # type: ignore[attr-defined]
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
+            return response
+        finally:
+            request_id_var.reset(token)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        token = request_id_var.set(_request_id_for(request))
+        request.request_id = request_id_var.get()  # type: ignore[attr-defined]
+        try:
+            response = await self.get_response(request)
+            response["X-Request-ID"] = request.request_id  # type: ignore[attr-defined]
+            return response
+        finally:
+            request_id_var.reset(token)
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        return True

@@ -1,0 +1,273 @@
+"""Settings from the environment (12-factor) with embedded defaults.
+
+No variables at all gives a self-contained system: SQLite, in-process cache and channel
+layer, local file storage and background jobs run in-process. DATABASE_URL, REDIS_URL,
+CELERY_BROKER_URL (and the S3 variables, later) switch to the real services. Every variable is
+documented in the README.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str(
+    "DJANGO_SECRET_KEY", default="triton-insecure-development-key-change-me-in-production"
+)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Browser origins allowed to open the websocket; empty means "same host as ALLOWED_HOSTS".
+WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=[])
+VAR_DIR = Path(env.str("TRITON_VAR_DIR", default=str(BASE_DIR / "var")))
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "guardian",
+    "django_prometheus",
+    "backend.accounts",
+    "backend.messaging",
+    "realtime",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "backend.core.observability.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "api.errors.ProblemDetailsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "backend.urls"
+ASGI_APPLICATION = "backend.asgi.application"
+WSGI_APPLICATION = "backend.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "backend" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'triton.sqlite3'}")
+}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.mysql":
+    # PyMySQL waits forever by default; one slow socket-path query would stall every socket
+    # of the process, so bound connect/read/write.
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            "charset": "utf8mb4",
+            "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=5),
+            "read_timeout": env.int("DB_READ_TIMEOUT", default=30),
+            "write_timeout": env.int("DB_WRITE_TIMEOUT", default=30),
+        }
+    )
+    _db.setdefault("TEST", {}).update({"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
+elif _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db.setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+# Under ASGI every request may run on a different thread: no long-lived connections, but a
+# health check before reuse when CONN_MAX_AGE is raised.
+_db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+_db["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache, channel layer, realtime history, broker ------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="triton"),
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+    # The pub/sub layer costs one PUBLISH per group_send whatever the number of listeners;
+    # the realtime hub keeps one group membership per process and topic (see realtime/hub.py).
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="triton"),
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Celery -----------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
+# Without a broker the jobs run in-process, right after the commit that queued them, so the
+# embedded system still sends mail and publishes the jobs' events through the in-process layer.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELERY_BROKER_URL or CELERY_BROKER_URL.startswith("memory://"))
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="triton")
+# A killed worker's acks_late job comes back after this many seconds (Redis broker).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+    "socket_connect_timeout": 2,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    "realtime-outbox-sweep": {
+        "task": "realtime.sweep_outbox",
+        "schedule": env.float("OUTBOX_SWEEP_INTERVAL", default=15.0),
+    },
+    "accounts-purge-expired-tokens": {
+        "task": "accounts.purge_expired_tokens",
+        "schedule": 3600.0,
+    },
+}
+
+# --- Auth -------------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+# No guardian anonymous user: the API answers 401 to anonymous callers instead.
+ANONYMOUS_USER_NAME = None
+GUARDIAN_RAISE_403 = False
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("PASSWORD_MIN_LENGTH", default=8)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_HASHERS = env.list(
+    "PASSWORD_HASHERS",
+    default=[
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.Argon2PasswordHasher",
+        "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+        "django.contrib.auth.hashers.ScryptPasswordHasher",
+    ],
+)
+TOKEN_TTL = timedelta(days=env.float("TOKEN_TTL_DAYS", default=30))
+# last_used_at is written at most this often per token, not on every request.
+TOKEN_LAST_USED_RESOLUTION = timedelta(seconds=env.int("TOKEN_LAST_USED_RESOLUTION", default=60))
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)
+PASSWORD_RESET_URL = env.str(
+    "PASSWORD_RESET_URL", default="http://localhost:3000/reset-password?email={email}&token={token}"
+)
+LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+# "<count>/<seconds>" per client address.
+REGISTER_RATE_LIMIT = env.str("REGISTER_RATE_LIMIT", default="100/3600")
+FORGOT_PASSWORD_RATE_LIMIT = env.str("FORGOT_PASSWORD_RATE_LIMIT", default="100/3600")
+# How many reverse proxies (nginx) stand in front: picks the client address from X-Forwarded-For.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
+# --- Mail -------------------------------------------------------------------------------------
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Triton <no-reply@triton.local>")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+
+# --- Files ------------------------------------------------------------------------------------
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "/media/"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+STATIC_URL = "/static/"
+# daphne serves /static/ itself when true (make run); behind nginx leave it off.
+SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
+HEALTH_MIN_FREE_DISK_BYTES = env.int("HEALTH_MIN_FREE_DISK_BYTES", default=100 * 1024 * 1024)
+
+# --- Realtime ---------------------------------------------------------------------------------
+REALTIME_HISTORY_SIZE = env.int("REALTIME_HISTORY_SIZE", default=1000)
+REALTIME_HISTORY_TTL = env.int("REALTIME_HISTORY_TTL", default=24 * 3600)
+WS_AUTH_TIMEOUT = env.float("WS_AUTH_TIMEOUT", default=10.0)
+WS_MAX_FRAME_BYTES = env.int("WS_MAX_FRAME_BYTES", default=64 * 1024)
+WS_MAX_SUBSCRIPTIONS = env.int("WS_MAX_SUBSCRIPTIONS", default=100)
+# Token bucket for frames a client sends: sustained rate per second and burst.
+WS_RATE_PER_SECOND = env.float("WS_RATE_PER_SECOND", default=20.0)
+WS_RATE_BURST = env.int("WS_RATE_BURST", default=60)
+# Bytes of frames queued for one socket before it is closed as too slow (4008).
+WS_SEND_QUEUE_BYTES = env.int("WS_SEND_QUEUE_BYTES", default=1024 * 1024)
+PRESENCE_TTL = env.int("PRESENCE_TTL", default=60)
+REALTIME_KEY_PREFIX = env.str("REALTIME_KEY_PREFIX", default="triton:rt")
+# How often each server process checks that it missed no event of the topics it hosts.
+REALTIME_SYNC_INTERVAL = env.float("REALTIME_SYNC_INTERVAL", default=2.0)
+OUTBOX_RELAY_DELAY = env.int("OUTBOX_RELAY_DELAY", default=10)
+
+# --- Internationalisation ---------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging: JSON lines with the request id -------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "backend.core.observability.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}
+
+# --- django-ninja -----------------------------------------------------------------------------
+NINJA_PAGINATION_PER_PAGE = 20
+NINJA_PAGINATION_MAX_LIMIT = 100

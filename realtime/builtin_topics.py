@@ -1,0 +1,26 @@
+"""The core's own topic kinds: ``user.{id}`` and ``dashboard``.
+
+``order.{id}`` arrives with the commerce app, ``room.{id}`` lives in backend.messaging.
+"""
+
+from __future__ import annotations
+
+from backend.accounts.models import User
+from backend.accounts.permissions import has_permission
+from realtime.topics import TopicKind, register_topic_kind
+
+
+def _authorize_user_topic(user: User, user_id: int | None) -> bool:
+    return user.pk == user_id
+
+
+def _authorize_dashboard(user: User, _: int | None) -> bool:
+    return has_permission(user, "orders.view_any")
+
+
+register_topic_kind(TopicKind(name="user", authorize=_authorize_user_topic))
+register_topic_kind(
+    TopicKind(
+        name="dashboard", authorize=_authorize_dashboard, has_id=False, refuse_as_not_found=False
+    )
+)

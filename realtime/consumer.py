@@ -1,0 +1,357 @@
+"""The one websocket consumer of /ws/v1/: auth, subscriptions, replay, client frames.
+
+Client frames pass through Channels' dispatch; server events do not: the process's hub calls
+:meth:`RealtimeConsumer.deliver` with a frame serialized once for all sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import timezone
+
+from backend.accounts.models import User
+from backend.accounts.tokens import token_authenticate
+from backend.core.errors import DomainError
+from realtime.history import Offset, get_history
+from realtime.hub import Hub, event_frame, get_hub
+from realtime.publish import publish_ephemeral, publish_transient
+from realtime.topics import Topic, authorize_topic
+
+logger = logging.getLogger(__name__)
+
+# Close codes (README "Realtime protocol").
+CLOSE_BAD_FRAME = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_AUTH_TIMEOUT = 4408
+CLOSE_TOO_SLOW = 4008
+CLOSE_FLOOD = 4429
+
+FrameHandler = Callable[["RealtimeConsumer", dict[str, Any]], Awaitable[None]]
+_FRAME_HANDLERS: dict[str, FrameHandler] = {}
+
+
+def register_frame_handler(frame_type: str, handler: FrameHandler) -> None:
+    """Domains add client frame types (chat's ``message.send``) without touching this file."""
+    _FRAME_HANDLERS[frame_type] = handler
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Subscription:
+    topic: Topic
+    epoch: str = ""
+    last_seq: int = 0
+    # Live frames that arrive while the replay is being sent; None once live.
+    buffer: deque[tuple[Offset, str]] | None = field(default_factory=deque)
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.capacity = rate, float(burst)
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def _pending_bytes(base_send: Any) -> int:
+    """Bytes the server has accepted for this socket but not yet written to the network.
+
+    daphne hands frames to Twisted, which buffers without limit; its transport is reachable
+    through the ``send`` callable daphne gives the application (``partial(handle_reply,
+    protocol)``). Other servers: 0, and their own flow control applies.
+    """
+    protocol = getattr(base_send, "args", (None,))[0]
+    transport = getattr(protocol, "transport", None)
+    if transport is None:
+        return 0
+    buffered = getattr(transport, "dataBuffer", b"")
+    return len(buffered) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    hub: Hub
+    user_id: int | None
+    token_id: int | None
+
+    async def connect(self) -> None:
+        self.user_id = None
+        self.token_id = None
+        self.connection_id = uuid.uuid4().hex
+        self.subscriptions: dict[str, Subscription] = {}
+        self.presence_topics: set[str] = set()
+        self.bucket = TokenBucket(settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST)
+        self.closing = False
+        self._timers: list[asyncio.TimerHandle] = []
+        await self.accept()
+        loop = asyncio.get_running_loop()
+        self._timers.append(
+            loop.call_later(settings.WS_AUTH_TIMEOUT, self._close_soon, CLOSE_AUTH_TIMEOUT)
+        )
+
+    def _close_soon(self, code: int) -> None:
+        if self.user_id is None or code != CLOSE_AUTH_TIMEOUT:
+            asyncio.ensure_future(self.close(code=code))
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        await super().close(code=code, reason=reason)
+
+    async def close_revoked(self) -> None:
+        await self.close(code=CLOSE_UNAUTHORIZED)
+
+    async def disconnect(self, code: int) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        hub = getattr(self, "hub", None)
+        if hub is not None:
+            await hub.unregister(self)
+        for topic in list(self.presence_topics):
+            with contextlib.suppress(Exception):
+                await self._presence_leave(topic)
+
+    # --- outbound ---------------------------------------------------------------------------
+    async def send_json(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+
+    async def send_error(self, code: str, message: str, request_id: Any = None) -> None:
+        frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if request_id is not None:
+            frame["id"] = request_id
+        await self.send_json(frame)
+
+    async def deliver(self, topic: str, offset: Offset | None, frame: str) -> None:
+        """Called by the hub for each event of a topic this socket subscribed to."""
+        subscription = self.subscriptions.get(topic)
+        if subscription is None or self.closing:
+            return
+        if offset is not None:
+            if subscription.buffer is not None:
+                subscription.buffer.append((offset, frame))
+                return
+            if offset.epoch == subscription.epoch and offset.seq <= subscription.last_seq:
+                return
+            subscription.epoch, subscription.last_seq = offset.epoch, offset.seq
+        elif subscription.buffer is not None:
+            return  # transient frames are not worth replaying
+        await self.send(text_data=frame)
+        if _pending_bytes(self.base_send) > settings.WS_SEND_QUEUE_BYTES:
+            logger.warning("closing a socket that reads too slowly", extra={"user_id": self.user_id})
+            await self.close(code=CLOSE_TOO_SLOW)
+
+    # --- inbound ----------------------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closing:
+            return
+        if not self.bucket.take():
+            await self.close(code=CLOSE_FLOOD)
+            return
+        raw = text_data if text_data is not None else bytes_data or b""
+        size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
+        request_id = None
+        try:
+            if size > settings.WS_MAX_FRAME_BYTES:
+                raise FrameError("bad_request", f"frame larger than {settings.WS_MAX_FRAME_BYTES} bytes")
+            try:
+                frame = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise FrameError("bad_request", "frame is not valid JSON") from exc
+            if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+                raise FrameError("bad_request", "frame must be a JSON object with a string type")
+            request_id = frame.get("id") if isinstance(frame.get("id"), str | int) else None
+            if self.user_id is None:
+                if frame["type"] != "auth":
+                    await self.close(code=CLOSE_UNAUTHORIZED)
+                    return
+                await self._on_auth(frame)
+                return
+            handler = _CORE_HANDLERS.get(frame["type"]) or _FRAME_HANDLERS.get(frame["type"])
+            if handler is None:
+                raise FrameError("bad_request", f"unknown frame type {frame['type'][:50]!r}")
+            await handler(self, frame)
+        except FrameError as exc:
+            if self.user_id is None:
+                await self.close(code=CLOSE_UNAUTHORIZED)
+                return
+            await self.send_error(exc.code, exc.message, request_id)
+        except DomainError as exc:
+            await self.send_error(exc.code, exc.detail or exc.title, request_id)
+        except Exception:
+            logger.exception("socket frame handling failed")
+            await self.send_error("internal", "the server could not handle this frame", request_id)
+
+    async def _on_auth(self, frame: dict[str, Any]) -> None:
+        token = frame.get("token")
+        if not isinstance(token, str) or len(token) > 200:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        token_id, _, _ = token.partition("|")
+        self.hub = await get_hub()
+        # Registered before the check, so a revocation racing the check still finds us.
+        self.token_id = int(token_id) if token_id.isdigit() and len(token_id) < 19 else None
+        self.hub.register(self)
+        access_token = await database_sync_to_async(token_authenticate)(token)
+        if access_token is None or self.closing:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        self.user_id = access_token.user_id
+        seconds_left = (access_token.expires_at - timezone.now()).total_seconds()
+        self._timers.append(
+            asyncio.get_running_loop().call_later(
+                max(seconds_left, 0), self._close_soon, CLOSE_UNAUTHORIZED
+            )
+        )
+        await self.send_json({"type": "auth.ok", "user_id": self.user_id})
+
+    # --- core frame types -------------------------------------------------------------------
+    async def _authorize(self, topic_name: object) -> Topic:
+        def check() -> Topic:
+            # A fresh user each time: roles may have changed since the socket authenticated.
+            user = User.objects.filter(pk=self.user_id).first()
+            if user is None:
+                raise FrameError("forbidden", "unknown user")
+            return authorize_topic(user, topic_name)
+
+        return await database_sync_to_async(check)()
+
+    async def on_subscribe(self, frame: dict[str, Any]) -> None:
+        request_id = frame.get("id") if isinstance(frame.get("id"), str | int) else None
+        since = None
+        if frame.get("since") is not None:
+            since = Offset.parse(frame["since"])
+            if since is None:
+                raise FrameError("bad_request", "since must be an offset this server gave out")
+        topic = await self._authorize(frame.get("topic"))
+        name = topic.name
+        if name in self.subscriptions:
+            await self.hub.unsubscribe(name, self)
+            del self.subscriptions[name]
+        elif len(self.subscriptions) >= settings.WS_MAX_SUBSCRIPTIONS:
+            raise FrameError(
+                "bad_request", f"at most {settings.WS_MAX_SUBSCRIPTIONS} subscriptions per socket"
+            )
+        subscription = Subscription(topic=topic)
+        self.subscriptions[name] = subscription
+        try:
+            await self.hub.subscribe(name, self)
+            history = get_history()
+            if since is None:
+                latest = await asyncio.to_thread(history.latest, name)
+                recovered, replayed = True, []
+            else:
+                replay = await asyncio.to_thread(history.read_after, name, since)
+                latest, recovered, replayed = replay.latest, replay.recovered, replay.events
+        except Exception:
+            self.subscriptions.pop(name, None)
+            await self.hub.unsubscribe(name, self)
+            raise
+        answer: dict[str, Any] = {
+            "type": "subscribed",
+            "topic": name,
+            "offset": str(latest),
+            "recovered": recovered,
+        }
+        if request_id is not None:
+            answer["id"] = request_id
+        if topic.kind.presence:
+            await self._presence_join(name)
+            answer["presence"] = await asyncio.to_thread(history.presence_list, name)
+        await self.send_json(answer)
+        for event in replayed:
+            await self.send(text_data=event_frame(name, event.event, Offset(latest.epoch, event.seq), event.data_json))
+        subscription.epoch, subscription.last_seq = latest.epoch, latest.seq
+        # The seam: live frames that came in meanwhile, minus what the replay covered.
+        buffer = subscription.buffer or deque()
+        while buffer:
+            offset, live_frame = buffer.popleft()
+            if offset.epoch == subscription.epoch and offset.seq <= subscription.last_seq:
+                continue
+            subscription.epoch, subscription.last_seq = offset.epoch, offset.seq
+            await self.send(text_data=live_frame)
+        subscription.buffer = None
+
+    async def on_unsubscribe(self, frame: dict[str, Any]) -> None:
+        name = frame.get("topic")
+        if not isinstance(name, str) or name not in self.subscriptions:
+            raise FrameError("not_found", "not subscribed to that topic")
+        del self.subscriptions[name]
+        await self.hub.unsubscribe(name, self)
+        if name in self.presence_topics:
+            await self._presence_leave(name)
+        answer: dict[str, Any] = {"type": "unsubscribed", "topic": name}
+        if isinstance(frame.get("id"), str | int):
+            answer["id"] = frame["id"]
+        await self.send_json(answer)
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send_json({"type": "pong"})
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        room_id = frame.get("room_id")
+        if not isinstance(room_id, int) or isinstance(room_id, bool) or room_id < 1:
+            raise FrameError("bad_request", "room_id must be a positive integer")
+        name = f"room.{room_id}"
+        if name not in self.subscriptions:
+            await self._authorize(name)
+        await publish_transient(
+            name, "typing", {"room_id": room_id, "user_id": self.user_id}, sender_id=self.user_id or 0
+        )
+
+    async def on_auth_again(self, frame: dict[str, Any]) -> None:
+        raise FrameError("bad_request", "already authenticated")
+
+    # --- presence ---------------------------------------------------------------------------
+    async def _presence_join(self, topic: str) -> None:
+        self.presence_topics.add(topic)
+        first = await asyncio.to_thread(
+            get_history().presence_join, topic, self.user_id, self.connection_id
+        )
+        if first:
+            await publish_ephemeral(topic, "presence.joined", self._presence_data(topic))
+
+    async def _presence_leave(self, topic: str) -> None:
+        self.presence_topics.discard(topic)
+        last = await asyncio.to_thread(
+            get_history().presence_leave, topic, self.user_id, self.connection_id
+        )
+        if last:
+            await publish_ephemeral(topic, "presence.left", self._presence_data(topic))
+
+    def _presence_data(self, topic: str) -> dict[str, Any]:
+        return {"room_id": int(topic.rsplit(".", 1)[1]), "user_id": self.user_id}
+
+
+_CORE_HANDLERS: dict[str, FrameHandler] = {
+    "subscribe": RealtimeConsumer.on_subscribe,
+    "unsubscribe": RealtimeConsumer.on_unsubscribe,
+    "ping": RealtimeConsumer.on_ping,
+    "typing": RealtimeConsumer.on_typing,
+    "auth": RealtimeConsumer.on_auth_again,
+}

@@ -1,0 +1,312 @@
+"""Per-topic event history (offsets, replay) and room presence.
+
+Redis when ``REDIS_URL`` is set, a process-local store otherwise (the embedded default: one
+process, the in-process channel layer). Both keep the same promise:
+
+* an offset is ``"<epoch>:<seq>"``; ``seq`` grows by one per event within a topic, so a
+  reader can tell a gap from a quiet topic; ``epoch`` changes when a topic's history starts
+  anew (expired or flushed), so an old offset is never mistaken for a new one;
+* the last ``REALTIME_HISTORY_SIZE`` events are kept, and a topic idle for
+  ``REALTIME_HISTORY_TTL`` seconds is forgotten whole.
+
+In Redis one Lua script assigns the sequence number and appends to the topic's stream, so
+offsets and stream order cannot disagree whichever process publishes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from functools import cache
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class Offset:
+    epoch: str
+    seq: int
+
+    def __str__(self) -> str:
+        return f"{self.epoch}:{self.seq}"
+
+    @classmethod
+    def parse(cls, text: object) -> Offset | None:
+        if not isinstance(text, str) or len(text) > 80:
+            return None
+        epoch, sep, seq = text.rpartition(":")
+        if not sep or not epoch or not seq.isdigit():
+            return None
+        return cls(epoch, int(seq))
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    seq: int
+    event: str
+    data_json: str
+
+
+@dataclass
+class Replay:
+    latest: Offset
+    recovered: bool
+    events: list[StoredEvent] = field(default_factory=list)
+
+
+def _new_epoch() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class History:
+    """Interface; all methods are synchronous (call them with asyncio.to_thread from async)."""
+
+    def append(self, topic: str, event: str, data_json: str) -> Offset:
+        raise NotImplementedError
+
+    def latest(self, topic: str) -> Offset:
+        raise NotImplementedError
+
+    def latest_seqs(self, topics: list[str]) -> dict[str, Offset]:
+        return {topic: self.latest(topic) for topic in topics}
+
+    def read_after(self, topic: str, since: Offset) -> Replay:
+        raise NotImplementedError
+
+    def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
+        """Record one connection of the user; True when it is the user's first."""
+        raise NotImplementedError
+
+    def presence_leave(self, topic: str, user_id: int, connection_id: str) -> bool:
+        """Forget one connection; True when the user has no other connection left."""
+        raise NotImplementedError
+
+    def presence_refresh(self, entries: list[tuple[str, int, str]]) -> None:
+        raise NotImplementedError
+
+    def presence_list(self, topic: str) -> list[int]:
+        raise NotImplementedError
+
+    def ping(self) -> bool:
+        return True
+
+
+class MemoryHistory(History):
+    """Process-local history for the embedded default."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._topics: dict[str, tuple[str, int, deque[StoredEvent], float]] = {}
+        self._presence: dict[str, dict[str, tuple[int, float]]] = {}
+
+    def _state(self, topic: str) -> tuple[str, int, deque[StoredEvent], float]:
+        state = self._topics.get(topic)
+        if state is None or time.monotonic() - state[3] > settings.REALTIME_HISTORY_TTL:
+            state = (_new_epoch(), 0, deque(maxlen=settings.REALTIME_HISTORY_SIZE), time.monotonic())
+            self._topics[topic] = state
+        return state
+
+    def append(self, topic: str, event: str, data_json: str) -> Offset:
+        with self._lock:
+            epoch, seq, events, _ = self._state(topic)
+            seq += 1
+            events.append(StoredEvent(seq, event, data_json))
+            self._topics[topic] = (epoch, seq, events, time.monotonic())
+            return Offset(epoch, seq)
+
+    def latest(self, topic: str) -> Offset:
+        with self._lock:
+            epoch, seq, _, _ = self._state(topic)
+            return Offset(epoch, seq)
+
+    def read_after(self, topic: str, since: Offset) -> Replay:
+        with self._lock:
+            epoch, seq, events, _ = self._state(topic)
+            return _replay(Offset(epoch, seq), since, list(events))
+
+    def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
+        with self._lock:
+            members = self._presence.setdefault(topic, {})
+            first = user_id not in _live_users(members)
+            members[connection_id] = (user_id, time.time() + settings.PRESENCE_TTL)
+            return first
+
+    def presence_leave(self, topic: str, user_id: int, connection_id: str) -> bool:
+        with self._lock:
+            members = self._presence.setdefault(topic, {})
+            members.pop(connection_id, None)
+            return user_id not in _live_users(members)
+
+    def presence_refresh(self, entries: list[tuple[str, int, str]]) -> None:
+        with self._lock:
+            for topic, user_id, connection_id in entries:
+                self._presence.setdefault(topic, {})[connection_id] = (
+                    user_id,
+                    time.time() + settings.PRESENCE_TTL,
+                )
+
+    def presence_list(self, topic: str) -> list[int]:
+        with self._lock:
+            return sorted(_live_users(self._presence.get(topic, {})))
+
+
+def _live_users(members: dict[str, tuple[int, float]]) -> set[int]:
+    now = time.time()
+    return {user_id for user_id, expires in members.values() if expires > now}
+
+
+def _replay(latest: Offset, since: Offset, events: list[StoredEvent]) -> Replay:
+    if since.epoch != latest.epoch or since.seq > latest.seq:
+        return Replay(latest=latest, recovered=False)
+    wanted = [e for e in events if e.seq > since.seq]
+    missing_before_history = since.seq < latest.seq and (not wanted or wanted[0].seq != since.seq + 1)
+    if missing_before_history:
+        return Replay(latest=latest, recovered=False)
+    return Replay(latest=latest, recovered=True, events=wanted)
+
+
+# KEYS: meta hash, stream. ARGV: new epoch, max length, ttl seconds, event, data.
+_APPEND_SCRIPT = """
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+if seq == 1 then
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
+  redis.call('DEL', KEYS[2])
+end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], seq .. '-1', 'e', ARGV[4], 'd', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return {epoch, seq}
+"""
+
+# KEYS: presence zset. ARGV: member, expiry score, now, user id prefix "<user>:".
+_PRESENCE_JOIN_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local others = 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(member, 1, string.len(ARGV[4])) == ARGV[4] and member ~= ARGV[1] then
+    others = others + 1
+  end
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return others
+"""
+
+_PRESENCE_LEAVE_SCRIPT = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local others = 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(member, 1, string.len(ARGV[3])) == ARGV[3] then others = others + 1 end
+end
+return others
+"""
+
+
+class RedisHistory(History):
+    def __init__(self, url: str, prefix: str = "triton:rt") -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, decode_responses=True
+        )
+        self.prefix = prefix
+        self._append = self.client.register_script(_APPEND_SCRIPT)
+        self._join = self.client.register_script(_PRESENCE_JOIN_SCRIPT)
+        self._leave = self.client.register_script(_PRESENCE_LEAVE_SCRIPT)
+
+    def _meta(self, topic: str) -> str:
+        return f"{self.prefix}:{{{topic}}}:meta"
+
+    def _stream(self, topic: str) -> str:
+        return f"{self.prefix}:{{{topic}}}:stream"
+
+    def _presence(self, topic: str) -> str:
+        return f"{self.prefix}:{{{topic}}}:presence"
+
+    def append(self, topic: str, event: str, data_json: str) -> Offset:
+        epoch, seq = self._append(
+            keys=[self._meta(topic), self._stream(topic)],
+            args=[
+                _new_epoch(),
+                settings.REALTIME_HISTORY_SIZE,
+                settings.REALTIME_HISTORY_TTL,
+                event,
+                data_json,
+            ],
+        )
+        return Offset(epoch, int(seq))
+
+    def latest(self, topic: str) -> Offset:
+        return self.latest_seqs([topic])[topic]
+
+    def latest_seqs(self, topics: list[str]) -> dict[str, Offset]:
+        pipe = self.client.pipeline(transaction=False)
+        for topic in topics:
+            pipe.hmget(self._meta(topic), "epoch", "seq")
+        result = {}
+        for topic, (epoch, seq) in zip(topics, pipe.execute(), strict=True):
+            # A topic nobody published to yet: an epoch of "0" that the first event replaces.
+            result[topic] = Offset(epoch or "0", int(seq or 0))
+        return result
+
+    def read_after(self, topic: str, since: Offset) -> Replay:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hmget(self._meta(topic), "epoch", "seq")
+        pipe.xrange(self._stream(topic), min=f"{since.seq + 1}-0", max="+")
+        (epoch, seq), entries = pipe.execute()
+        latest = Offset(epoch or "0", int(seq or 0))
+        events = [
+            StoredEvent(int(entry_id.split("-", 1)[0]), fields["e"], fields["d"])
+            for entry_id, fields in entries
+        ]
+        return _replay(latest, since, events)
+
+    def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
+        now = time.time()
+        others = self._join(
+            keys=[self._presence(topic)],
+            args=[
+                f"{user_id}:{connection_id}",
+                now + settings.PRESENCE_TTL,
+                now,
+                f"{user_id}:",
+                settings.PRESENCE_TTL * 2,
+            ],
+        )
+        return int(others) == 0
+
+    def presence_leave(self, topic: str, user_id: int, connection_id: str) -> bool:
+        others = self._leave(
+            keys=[self._presence(topic)],
+            args=[f"{user_id}:{connection_id}", time.time(), f"{user_id}:"],
+        )
+        return int(others) == 0
+
+    def presence_refresh(self, entries: list[tuple[str, int, str]]) -> None:
+        if not entries:
+            return
+        expires = time.time() + settings.PRESENCE_TTL
+        pipe = self.client.pipeline(transaction=False)
+        for topic, user_id, connection_id in entries:
+            pipe.zadd(self._presence(topic), {f"{user_id}:{connection_id}": expires})
+            pipe.expire(self._presence(topic), settings.PRESENCE_TTL * 2)
+        pipe.execute()
+
+    def presence_list(self, topic: str) -> list[int]:
+        members = self.client.zrangebyscore(self._presence(topic), time.time(), "+inf")
+        return sorted({int(member.split(":", 1)[0]) for member in members})
+
+    def ping(self) -> bool:
+        return bool(self.client.ping())
+
+
+@cache
+def get_history() -> History:
+    if settings.REDIS_URL:
+        return RedisHistory(settings.REDIS_URL, prefix=settings.REALTIME_KEY_PREFIX)
+    return MemoryHistory()

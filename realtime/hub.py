@@ -1,0 +1,260 @@
+"""One hub per server process (per event loop): the process-local fan-out.
+
+The hub holds one channel-layer channel. For each topic that at least one local socket
+subscribes to, it joins that topic's group once; an event then crosses the layer once per
+process (one PUBLISH with channels-redis' pub/sub layer), is turned into a frame once, and
+the frame is written straight to every local subscriber. Per-socket ``group_send`` would cost
+a layer queue, a task wake-up and a database-connection hop per socket and event.
+
+Ordering and gaps: offsets are consecutive per topic, so the hub knows the next one it should
+see. An event that skips ahead makes it read the missing ones from the topic's history first;
+an old or repeated one is dropped. Every ``REALTIME_SYNC_INTERVAL`` it also compares what it
+delivered with each hosted topic's latest offset, which repairs what a layer reconnect drops
+silently (channels-redis re-subscribes but loses what was published meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from realtime.history import Offset, StoredEvent, get_history
+from realtime.publish import CONTROL_GROUP, topic_group
+
+if TYPE_CHECKING:
+    from realtime.consumer import RealtimeConsumer
+
+logger = logging.getLogger(__name__)
+
+
+def event_frame(topic: str, event: str, offset: Offset | None, data_json: str) -> str:
+    """The serialized ``event`` frame, built once per event and process."""
+    offset_json = json.dumps(str(offset)) if offset is not None else "null"
+    return (
+        f'{{"type":"event","topic":{json.dumps(topic)},"event":{json.dumps(event)},'
+        f'"offset":{offset_json},"data":{data_json}}}'
+    )
+
+
+@dataclass
+class TopicState:
+    topic: str
+    subscribers: set[RealtimeConsumer] = field(default_factory=set)
+    epoch: str = ""
+    last_seq: int = 0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    # The latest offset seen at the previous sync pass: lagging behind it means lost events.
+    seen_latest: Offset | None = None
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.layer = get_channel_layer()
+        self.channel_name = ""
+        self.topics: dict[str, TopicState] = {}
+        self.connections: set[RealtimeConsumer] = set()
+        self.history = get_history()
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self.channel_name = await self.layer.new_channel("rt.hub.")
+        await self.layer.group_add(CONTROL_GROUP, self.channel_name)
+        self._tasks = [
+            asyncio.create_task(self._receive_loop(), name="realtime-hub-receive"),
+            asyncio.create_task(self._sync_loop(), name="realtime-hub-sync"),
+        ]
+
+    # --- connections and subscriptions ------------------------------------------------------
+    def register(self, consumer: RealtimeConsumer) -> None:
+        self.connections.add(consumer)
+
+    async def unregister(self, consumer: RealtimeConsumer) -> None:
+        self.connections.discard(consumer)
+        for topic in list(consumer.subscriptions):
+            await self.unsubscribe(topic, consumer)
+
+    async def subscribe(self, topic: str, consumer: RealtimeConsumer) -> None:
+        state = self.topics.get(topic)
+        if state is None:
+            state = TopicState(topic)
+            self.topics[topic] = state
+            try:
+                # Join first, then read where the topic stands: nothing falls in between.
+                await self.layer.group_add(topic_group(topic), self.channel_name)
+                latest = await asyncio.to_thread(self.history.latest, topic)
+            except Exception:
+                self.topics.pop(topic, None)
+                state.ready.set()
+                raise
+            async with self._lock:
+                state.epoch, state.last_seq = latest.epoch, latest.seq
+                state.ready.set()
+                pending, state.pending = state.pending, []
+                for message in pending:
+                    await self._handle_event(state, message)
+        else:
+            await state.ready.wait()
+            if topic not in self.topics:
+                raise ConnectionError("the channel layer is unavailable")
+        state.subscribers.add(consumer)
+
+    async def unsubscribe(self, topic: str, consumer: RealtimeConsumer) -> None:
+        state = self.topics.get(topic)
+        if state is None:
+            return
+        state.subscribers.discard(consumer)
+        if not state.subscribers and state.ready.is_set():
+            del self.topics[topic]
+            with contextlib.suppress(Exception):
+                await self.layer.group_discard(topic_group(topic), self.channel_name)
+
+    # --- delivery ---------------------------------------------------------------------------
+    async def _receive_loop(self) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("channel layer receive failed; retrying")
+                await asyncio.sleep(1)
+                continue
+            try:
+                await self._dispatch(message)
+            except Exception:
+                logger.exception("hub could not handle %s", message.get("type"))
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "rt.event":
+            state = self.topics.get(message["topic"])
+            if state is None:
+                return
+            if not state.ready.is_set():
+                state.pending.append(message)
+                return
+            async with self._lock:
+                await self._handle_event(state, message)
+        elif kind == "rt.revoke":
+            revoked = set(message.get("token_ids", ()))
+            for consumer in list(self.connections):
+                if consumer.token_id in revoked:
+                    asyncio.create_task(consumer.close_revoked())
+
+    async def _handle_event(self, state: TopicState, message: dict[str, Any]) -> None:
+        if message["seq"] is None:  # transient (typing): no offset, no history
+            frame = event_frame(state.topic, message["event"], None, message["data"])
+            sender = message.get("sender_id")
+            await self._fan_out(state, None, frame, skip_user=sender)
+            return
+        epoch, seq = message["epoch"], message["seq"]
+        if epoch != state.epoch:  # the topic's history started anew
+            state.epoch, state.last_seq = epoch, 0
+        if seq <= state.last_seq:
+            return
+        if seq > state.last_seq + 1:
+            await self._fill_gap(state, until=seq - 1)
+        await self._deliver(state, StoredEvent(seq, message["event"], message["data"]))
+
+    async def _fill_gap(self, state: TopicState, until: int) -> None:
+        replay = await asyncio.to_thread(
+            self.history.read_after, state.topic, Offset(state.epoch, state.last_seq)
+        )
+        if not replay.recovered:
+            logger.warning("events of %s fell out of history before delivery", state.topic)
+            # Subscribers cannot be made whole: they reconnect and reload (1012 = restart).
+            for consumer in list(state.subscribers):
+                asyncio.create_task(consumer.close(code=1012))
+            state.epoch, state.last_seq = replay.latest.epoch, replay.latest.seq
+            return
+        for event in replay.events:
+            if event.seq > until:
+                break
+            await self._deliver(state, event)
+
+    async def _deliver(self, state: TopicState, event: StoredEvent) -> None:
+        offset = Offset(state.epoch, event.seq)
+        state.last_seq = event.seq
+        frame = event_frame(state.topic, event.event, offset, event.data_json)
+        await self._fan_out(state, offset, frame)
+
+    async def _fan_out(
+        self, state: TopicState, offset: Offset | None, frame: str, skip_user: int | None = None
+    ) -> None:
+        for consumer in list(state.subscribers):
+            if skip_user is not None and consumer.user_id == skip_user:
+                continue
+            await consumer.deliver(state.topic, offset, frame)
+
+    # --- repair and presence heartbeat ------------------------------------------------------
+    async def _sync_loop(self) -> None:
+        interval = settings.REALTIME_SYNC_INTERVAL
+        heartbeat_every = max(1, int(settings.PRESENCE_TTL / 3 / interval))
+        tick = 0
+        while True:
+            await asyncio.sleep(interval)
+            tick += 1
+            try:
+                await self.sync_once()
+                if tick % heartbeat_every == 0:
+                    await self._presence_heartbeat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub sync pass failed")
+
+    async def sync_once(self) -> None:
+        topics = [topic for topic, state in self.topics.items() if state.ready.is_set()]
+        if not topics:
+            return
+        latest = await asyncio.to_thread(self.history.latest_seqs, topics)
+        async with self._lock:
+            for topic in topics:
+                state = self.topics.get(topic)
+                if state is None:
+                    continue
+                seen, state.seen_latest = state.seen_latest, latest[topic]
+                # Only what was already there one pass ago: newer events may be in flight.
+                if seen is not None and seen.epoch == state.epoch and seen.seq > state.last_seq:
+                    logger.warning("hub repairs %s: %d -> %d", topic, state.last_seq, seen.seq)
+                    await self._fill_gap(state, until=seen.seq)
+
+    async def _presence_heartbeat(self) -> None:
+        entries = [
+            (topic, consumer.user_id, consumer.connection_id)
+            for consumer in self.connections
+            for topic in consumer.presence_topics
+        ]
+        if entries:
+            await asyncio.to_thread(self.history.presence_refresh, entries)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+_hub_starting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def get_hub() -> Hub:
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is not None:
+        return hub
+    lock = _hub_starting.setdefault(loop, asyncio.Lock())
+    async with lock:
+        hub = _hubs.get(loop)
+        if hub is None:
+            hub = Hub()
+            await hub.start()
+            _hubs[loop] = hub
+    return hub
