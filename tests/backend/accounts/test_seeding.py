@@ -1,0 +1,25 @@
+import pytest
+from django.contrib.auth.models import Group
+
+from backend.accounts.catalog import PERMISSIONS, ROLES
+from backend.accounts.seeding import seed_roles_and_permissions
+from backend.accounts import selectors
+
+
+@pytest.mark.django_db
+def test_default_roles_exist_with_their_permissions() -> None:
+    for role_name, (description, granted) in ROLES.items():
+        group = Group.objects.get(name=role_name)
+        assert group.role.description == description
+        names = {p.codename for p in group.permissions.all()}
+        assert set(granted) <= names
+
+
+@pytest.mark.django_db
+def test_admin_holds_every_catalog_permission_and_seeding_is_idempotent() -> None:
+    seed_roles_and_permissions()
+    seed_roles_and_permissions()
+    assert Group.objects.filter(name="Admin").count() == 1
+    assert selectors.catalog_permissions().count() == len(PERMISSIONS)
+    admin = Group.objects.get(name="Admin")
+    assert admin.permissions.count() == len(PERMISSIONS)

@@ -1,0 +1,108 @@
+"""Shared fixtures: real MariaDB (pytest-django's test database) and real Redis (db 15)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.cache import cache
+from django.test import Client
+
+from backend.accounts.models import User
+from tests.factories import UserFactory, bearer_for
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis() -> Iterator[None]:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    yield
+    client.flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    # Throttle counters live in the cache; each test starts with none.
+    cache.clear()
+    yield
+
+
+class ApiClient:
+    """A thin JSON client for /api/v1/ with an optional bearer token."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.client = Client()
+        self.token = token
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        headers = dict(extra or {})
+        if self.token:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        return headers
+
+    def request(self, method: str, path: str, json: Any = None, *, raw: str | bytes | None = None,
+                headers: dict[str, str] | None = None, content_type: str = "application/json",
+                **extra: Any):
+        import json as jsonlib
+
+        url = path if path.startswith("/") and not path.startswith("/api/") and path in ("/health", "/metrics") else (
+            path if path.startswith("/api/") else f"/api/v1{path}"
+        )
+        data = raw if raw is not None else (jsonlib.dumps(json) if json is not None else None)
+        kwargs: dict[str, Any] = {"headers": self._headers(headers), **extra}
+        if data is not None:
+            kwargs.update(data=data, content_type=content_type)
+        return getattr(self.client, method.lower())(url, **kwargs)
+
+    def get(self, path: str, **kw: Any):
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any):
+        return self.request("POST", path, json, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any):
+        return self.request("PUT", path, json, **kw)
+
+    def patch(self, path: str, json: Any = None, **kw: Any):
+        return self.request("PATCH", path, json, **kw)
+
+    def delete(self, path: str, **kw: Any):
+        return self.request("DELETE", path, **kw)
+
+
+@pytest.fixture
+def anon() -> ApiClient:
+    return ApiClient()
+
+
+@pytest.fixture
+def customer(db: None) -> User:
+    return UserFactory(roles=["Customer"])
+
+
+@pytest.fixture
+def editor(db: None) -> User:
+    return UserFactory(roles=["Editor"])
+
+
+@pytest.fixture
+def admin_user(db: None) -> User:
+    return UserFactory(roles=["Admin"])
+
+
+@pytest.fixture
+def as_customer(customer: User) -> ApiClient:
+    return ApiClient(bearer_for(customer))
+
+
+@pytest.fixture
+def as_editor(editor: User) -> ApiClient:
+    return ApiClient(bearer_for(editor))
+
+
+@pytest.fixture
+def as_admin(admin_user: User) -> ApiClient:
+    return ApiClient(bearer_for(admin_user))

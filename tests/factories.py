@@ -1,0 +1,46 @@
+"""factory_boy factories shared by the suite."""
+
+from __future__ import annotations
+
+import factory
+from django.contrib.auth.models import Group
+
+from backend.accounts.models import User
+from backend.accounts.tokens import token_issue
+from backend.messaging.models import Room, RoomMembership
+
+DEFAULT_PASSWORD = "correct-horse-battery-9"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    name = factory.Sequence(lambda n: f"User {n}")
+    password = factory.PostGenerationMethodCall("set_password", DEFAULT_PASSWORD)
+
+    @factory.post_generation
+    def roles(self, create: bool, extracted: list[str] | None, **kwargs: object) -> None:
+        if not create:
+            return
+        names = extracted if extracted is not None else ["Customer"]
+        self.groups.set(Group.objects.filter(name__in=names))
+        self.save()
+
+
+class RoomFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Room
+
+    name = factory.Sequence(lambda n: f"room-{n}")
+
+    @factory.post_generation
+    def members(self, create: bool, extracted: list[User] | None, **kwargs: object) -> None:
+        for user in extracted or []:
+            RoomMembership.objects.create(room=self, user=user)
+
+
+def bearer_for(user: User, device_name: str = "tests") -> str:
+    return token_issue(user=user, device_name=device_name).plain_text
