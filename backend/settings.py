@@ -135,7 +135,10 @@ else:
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 # Without a broker the jobs run in-process, right after the commit that queued them, so the
 # embedded system still sends mail and publishes the jobs' events through the in-process layer.
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELERY_BROKER_URL or CELERY_BROKER_URL.startswith("memory://"))
+CELERY_TASK_ALWAYS_EAGER = env.bool(
+    "CELERY_TASK_ALWAYS_EAGER",
+    default=not CELERY_BROKER_URL or CELERY_BROKER_URL.startswith("memory://"),
+)
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -231,7 +234,11 @@ PRESENCE_TTL = env.int("PRESENCE_TTL", default=60)
 REALTIME_KEY_PREFIX = env.str("REALTIME_KEY_PREFIX", default="triton:rt")
 # How often each server process checks that it missed no event of the topics it hosts.
 REALTIME_SYNC_INTERVAL = env.float("REALTIME_SYNC_INTERVAL", default=2.0)
+# Outbox rows younger than this are left to their on_commit relay by the sweeper.
 OUTBOX_RELAY_DELAY = env.int("OUTBOX_RELAY_DELAY", default=10)
+OUTBOX_SWEEP_INTERVAL = env.float("OUTBOX_SWEEP_INTERVAL", default=15.0)
+# Without a broker there is no beat: each server process sweeps the outbox itself.
+REALTIME_INPROCESS_SWEEP = env.bool("REALTIME_INPROCESS_SWEEP", default=CELERY_TASK_ALWAYS_EAGER)
 
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -26,7 +26,7 @@ from backend.accounts.models import User
 from backend.accounts.tokens import token_authenticate
 from backend.core.errors import DomainError
 from realtime.history import Offset, get_history
-from realtime.hub import Hub, event_frame, get_hub
+from realtime.hub import Hub, event_frame, get_hub, spawn
 from realtime.publish import publish_ephemeral, publish_transient
 from realtime.topics import Topic, authorize_topic
 
@@ -116,7 +116,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     def _close_soon(self, code: int) -> None:
         if self.user_id is None or code != CLOSE_AUTH_TIMEOUT:
-            asyncio.ensure_future(self.close(code=code))
+            spawn(self.close(code=code))
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         if self.closing:
@@ -163,7 +163,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return  # transient frames are not worth replaying
         await self.send(text_data=frame)
         if _pending_bytes(self.base_send) > settings.WS_SEND_QUEUE_BYTES:
-            logger.warning("closing a socket that reads too slowly", extra={"user_id": self.user_id})
+            logger.warning(
+                "closing a socket that reads too slowly", extra={"user_id": self.user_id}
+            )
             await self.close(code=CLOSE_TOO_SLOW)
 
     # --- inbound ----------------------------------------------------------------------------
@@ -178,7 +180,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         request_id = None
         try:
             if size > settings.WS_MAX_FRAME_BYTES:
-                raise FrameError("bad_request", f"frame larger than {settings.WS_MAX_FRAME_BYTES} bytes")
+                raise FrameError(
+                    "bad_request", f"frame larger than {settings.WS_MAX_FRAME_BYTES} bytes"
+                )
             try:
                 frame = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as exc:
@@ -285,7 +289,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             answer["presence"] = await asyncio.to_thread(history.presence_list, name)
         await self.send_json(answer)
         for event in replayed:
-            await self.send(text_data=event_frame(name, event.event, Offset(latest.epoch, event.seq), event.data_json))
+            await self.send(
+                text_data=event_frame(
+                    name, event.event, Offset(latest.epoch, event.seq), event.data_json
+                )
+            )
         subscription.epoch, subscription.last_seq = latest.epoch, latest.seq
         # The seam: live frames that came in meanwhile, minus what the replay covered.
         buffer = subscription.buffer or deque()
@@ -321,7 +329,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if name not in self.subscriptions:
             await self._authorize(name)
         await publish_transient(
-            name, "typing", {"room_id": room_id, "user_id": self.user_id}, sender_id=self.user_id or 0
+            name,
+            "typing",
+            {"room_id": room_id, "user_id": self.user_id},
+            sender_id=self.user_id or 0,
         )
 
     async def on_auth_again(self, frame: dict[str, Any]) -> None:

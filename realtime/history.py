@@ -57,6 +57,10 @@ class Replay:
     events: list[StoredEvent] = field(default_factory=list)
 
 
+# The offset of a topic nobody has published to yet.
+EMPTY_TOPIC_OFFSET = Offset("0", 0)
+
+
 def _new_epoch() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -105,7 +109,12 @@ class MemoryHistory(History):
     def _state(self, topic: str) -> tuple[str, int, deque[StoredEvent], float]:
         state = self._topics.get(topic)
         if state is None or time.monotonic() - state[3] > settings.REALTIME_HISTORY_TTL:
-            state = (_new_epoch(), 0, deque(maxlen=settings.REALTIME_HISTORY_SIZE), time.monotonic())
+            state = (
+                _new_epoch(),
+                0,
+                deque(maxlen=settings.REALTIME_HISTORY_SIZE),
+                time.monotonic(),
+            )
             self._topics[topic] = state
         return state
 
@@ -159,10 +168,15 @@ def _live_users(members: dict[str, tuple[int, float]]) -> set[int]:
 
 
 def _replay(latest: Offset, since: Offset, events: list[StoredEvent]) -> Replay:
+    if since == EMPTY_TOPIC_OFFSET:
+        # Subscribed before the topic's first event: everything since is wanted.
+        since = Offset(latest.epoch, 0)
     if since.epoch != latest.epoch or since.seq > latest.seq:
         return Replay(latest=latest, recovered=False)
     wanted = [e for e in events if e.seq > since.seq]
-    missing_before_history = since.seq < latest.seq and (not wanted or wanted[0].seq != since.seq + 1)
+    missing_before_history = since.seq < latest.seq and (
+        not wanted or wanted[0].seq != since.seq + 1
+    )
     if missing_before_history:
         return Replay(latest=latest, recovered=False)
     return Replay(latest=latest, recovered=True, events=wanted)

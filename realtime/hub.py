@@ -35,6 +35,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+_background_tasks: set[asyncio.Task[Any]] = set()
+
+
+def spawn(coroutine: Any) -> None:
+    """Run a coroutine in the background, keeping a reference until it finishes."""
+    task = asyncio.ensure_future(coroutine)
+    _background_tasks.add(task)
+    task.add_done_callback(_background_tasks.discard)
+
+
 def event_frame(topic: str, event: str, offset: Offset | None, data_json: str) -> str:
     """The serialized ``event`` frame, built once per event and process."""
     offset_json = json.dumps(str(offset)) if offset is not None else "null"
@@ -73,6 +83,8 @@ class Hub:
             asyncio.create_task(self._receive_loop(), name="realtime-hub-receive"),
             asyncio.create_task(self._sync_loop(), name="realtime-hub-sync"),
         ]
+        if settings.REALTIME_INPROCESS_SWEEP:
+            self._tasks.append(asyncio.create_task(self._sweep_loop(), name="realtime-sweep"))
 
     # --- connections and subscriptions ------------------------------------------------------
     def register(self, consumer: RealtimeConsumer) -> None:
@@ -149,7 +161,7 @@ class Hub:
             revoked = set(message.get("token_ids", ()))
             for consumer in list(self.connections):
                 if consumer.token_id in revoked:
-                    asyncio.create_task(consumer.close_revoked())
+                    spawn(consumer.close_revoked())
 
     async def _handle_event(self, state: TopicState, message: dict[str, Any]) -> None:
         if message["seq"] is None:  # transient (typing): no offset, no history
@@ -174,7 +186,7 @@ class Hub:
             logger.warning("events of %s fell out of history before delivery", state.topic)
             # Subscribers cannot be made whole: they reconnect and reload (1012 = restart).
             for consumer in list(state.subscribers):
-                asyncio.create_task(consumer.close(code=1012))
+                spawn(consumer.close(code=1012))
             state.epoch, state.last_seq = replay.latest.epoch, replay.latest.seq
             return
         for event in replay.events:
@@ -228,6 +240,21 @@ class Hub:
                 if seen is not None and seen.epoch == state.epoch and seen.seq > state.last_seq:
                     logger.warning("hub repairs %s: %d -> %d", topic, state.last_seq, seen.seq)
                     await self._fill_gap(state, until=seen.seq)
+
+    async def _sweep_loop(self) -> None:
+        """The embedded default's stand-in for the beat job: relay stranded outbox rows."""
+        from channels.db import database_sync_to_async
+
+        from realtime.publish import sweep_outbox
+
+        while True:
+            await asyncio.sleep(settings.OUTBOX_SWEEP_INTERVAL)
+            try:
+                await database_sync_to_async(sweep_outbox)()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("in-process outbox sweep failed")
 
     async def _presence_heartbeat(self) -> None:
         entries = [

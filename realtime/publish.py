@@ -70,7 +70,9 @@ def relay_outbox_event(row: OutboxEvent) -> Offset | None:
     the append and before the mark makes the sweeper send it again with a new offset."""
     try:
         offset = get_history().append(row.topic, row.event, row.payload)
-        _group_send(topic_group(row.topic), event_message(row.topic, offset, row.event, row.payload))
+        _group_send(
+            topic_group(row.topic), event_message(row.topic, offset, row.event, row.payload)
+        )
     except Exception:
         # The change is committed; the sweeper will deliver the event when the layer is back.
         logger.exception("relay failed; the outbox sweeper will retry", extra={"outbox_id": row.pk})
@@ -81,7 +83,9 @@ def relay_outbox_event(row: OutboxEvent) -> Offset | None:
 
 def sweep_outbox(*, older_than: timedelta | None = None, batch: int = 500) -> int:
     """Relay rows whose on_commit hook never ran (crash, relay error). Returns how many."""
-    older_than = older_than if older_than is not None else timedelta(seconds=settings.OUTBOX_RELAY_DELAY)
+    older_than = (
+        older_than if older_than is not None else timedelta(seconds=settings.OUTBOX_RELAY_DELAY)
+    )
     cutoff = timezone.now() - older_than
     relayed = 0
     with transaction.atomic():
@@ -110,7 +114,9 @@ async def publish_ephemeral(topic: str, event: str, data: dict[str, Any]) -> Non
     await layer.group_send(topic_group(topic), event_message(topic, offset, event, data_json))
 
 
-async def publish_transient(topic: str, event: str, data: dict[str, Any], *, sender_id: int) -> None:
+async def publish_transient(
+    topic: str, event: str, data: dict[str, Any], *, sender_id: int
+) -> None:
     """Fire-and-forget (typing): not stored, no offset, not replayed, not sent to its sender."""
     message = event_message(topic, None, event, serialize(data))
     message["sender_id"] = sender_id

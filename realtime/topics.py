@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from backend.core.errors import NotFound, PermissionDenied, DomainError
+from backend.core.errors import DomainError, NotFound, PermissionDenied
 
 _TOPIC = re.compile(r"^(?P<kind>[a-z][a-z_]{0,30})(?:\.(?P<id>[1-9][0-9]{0,17}))?$")
 
@@ -66,7 +66,9 @@ def parse_topic(name: object) -> Topic:
         raise NotFound(detail=f"unknown topic kind {match['kind']!r}")
     object_id = int(match["id"]) if match["id"] else None
     if kind.has_id != (object_id is not None):
-        raise BadTopic(detail=f"topic kind {kind.name!r} " + ("needs" if kind.has_id else "takes no") + " id")
+        raise BadTopic(
+            detail=f"topic kind {kind.name!r} " + ("needs" if kind.has_id else "takes no") + " id"
+        )
     return Topic(kind=kind, object_id=object_id)
 
 

@@ -36,9 +36,7 @@ class RoomMembership(models.Model):
     joined_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = (
-            models.UniqueConstraint(fields=("room", "user"), name="unique_room_member"),
-        )
+        constraints = (models.UniqueConstraint(fields=("room", "user"), name="unique_room_member"),)
 
     def __str__(self) -> str:
         return f"{self.user_id} in {self.room_id}"
