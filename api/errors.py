@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
@@ -54,6 +54,29 @@ _SLUGS = {
     500: "internal-error",
     503: "service-unavailable",
 }
+
+
+class ProblemFieldOut(Schema):
+    loc: list[str | int]
+    msg: str
+
+
+class ProblemOut(Schema):
+    """RFC 9457 problem details, served as ``application/problem+json``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemFieldOut] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int, type[ProblemOut]]:
+    """OpenAPI documentation of an operation's error answers: ``response={200: X,
+    **problem_responses(404, 422)}``. The handlers below produce the bodies."""
+    return dict.fromkeys(statuses, ProblemOut)
+
+
 # MySQL client errors that mean "the database is gone", not "your input is wrong".
 _DB_LOST_CODES = {2002, 2003, 2006, 2013, 2055}
 

@@ -19,7 +19,7 @@ def seed_roles_and_permissions() -> None:
 
     Rights an admin added to a role by hand are left alone; descriptions follow the catalog.
     """
-    from backend.accounts.models import User, Role
+    from backend.accounts.models import Role, User
 
     content_type = ContentType.objects.get_for_model(User)
     with transaction.atomic():

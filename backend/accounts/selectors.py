@@ -7,6 +7,8 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from backend.accounts.catalog import PERMISSION_NAMES
 from backend.accounts.models import PERMISSION_APP_LABEL, User
+from backend.accounts.permissions import can_view_user, require_permission
+from backend.core.errors import NotFound
 
 
 def catalog_permissions() -> QuerySet[Permission]:
@@ -30,6 +32,23 @@ def user_list(*, search: str | None = None) -> QuerySet[User]:
 
 def user_get(*, user_id: int) -> User | None:
     return user_list().filter(pk=user_id).first()
+
+
+def user_list_visible(*, actor: User, search: str | None = None) -> QuerySet[User]:
+    """Every user matching ``search``, for holders of ``users.view``; 403 for anyone else."""
+    require_permission(actor, "users.view")
+    return user_list(search=search)
+
+
+def user_get_visible(*, actor: User, user_id: int) -> User:
+    """Self, or anyone for holders of ``users.view``. Anything else is 404, exactly like a
+    user that does not exist, so ids of other users reveal nothing."""
+    if not can_view_user(actor, user_id):
+        raise NotFound(detail="No such user.")
+    user = user_get(user_id=user_id)
+    if user is None:
+        raise NotFound(detail="No such user.")
+    return user
 
 
 def role_list() -> QuerySet[Group]:

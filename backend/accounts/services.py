@@ -24,11 +24,14 @@ from backend.core.errors import (
     FieldError,
     NotFound,
     PermissionDenied,
+    Throttled,
     Unauthorized,
     ValidationFailed,
 )
 
 LOGIN_SCOPE = "login-failures"
+REGISTER_SCOPE = "register"
+FORGOT_PASSWORD_SCOPE = "forgot-password"
 
 
 def _login_rate() -> throttling.Rate:
@@ -100,7 +103,15 @@ class SignedIn:
     issued: IssuedToken
 
 
-def user_register(*, name: str, email: str, password: str) -> SignedIn:
+def user_register(
+    *, name: str, email: str, password: str, client_address: str | None = None
+) -> SignedIn:
+    """Self-registration with the default role; limited per client address
+    (``REGISTER_RATE_LIMIT``), every attempt counted."""
+    if client_address is not None:
+        throttling.check_and_record(
+            REGISTER_SCOPE, client_address, throttling.Rate.parse(settings.REGISTER_RATE_LIMIT)
+        )
     with transaction.atomic():
         user = _create_user(name=name, email=email, password=password, roles=[DEFAULT_ROLE])
         return SignedIn(user=user, issued=token_issue(user=user, device_name="registration"))
@@ -110,8 +121,6 @@ def user_login(*, email: str, password: str, device_name: str = "") -> SignedIn:
     email = normalize_email(email)
     wait = throttling.retry_after(LOGIN_SCOPE, email, _login_rate())
     if wait is not None:
-        from backend.core.errors import Throttled
-
         raise Throttled(detail="Too many failed logins; try again later.", retry_after=wait)
     user = User.objects.filter(email=email).first()
     if user is None or not user.check_password(password) or not user.is_active:
@@ -121,8 +130,17 @@ def user_login(*, email: str, password: str, device_name: str = "") -> SignedIn:
     return SignedIn(user=user, issued=token_issue(user=user, device_name=device_name))
 
 
-def password_reset_request(*, email: str) -> None:
-    """Queue the reset mail when the address belongs to an active user; silent otherwise."""
+def password_reset_request(*, email: str, client_address: str | None = None) -> None:
+    """Queue the reset mail when the address belongs to an active user; silent otherwise.
+
+    Limited per client address (``FORGOT_PASSWORD_RATE_LIMIT``) whatever the answer, so the
+    limit itself tells nothing about which addresses exist."""
+    if client_address is not None:
+        throttling.check_and_record(
+            FORGOT_PASSWORD_SCOPE,
+            client_address,
+            throttling.Rate.parse(settings.FORGOT_PASSWORD_RATE_LIMIT),
+        )
     user = User.objects.filter(email=normalize_email(email), is_active=True).first()
     if user is None:
         return
@@ -145,69 +163,88 @@ def password_reset_complete(*, email: str, token: str, password: str) -> None:
         tokens_revoke_for_user(user=user)
 
 
-def user_create(*, actor: User, name: str, email: str, password: str, roles: list[str] | None = None) -> User:
+def user_create(
+    *, actor: User, name: str, email: str, password: str, roles: list[str] | None = None
+) -> User:
+    """A new user with the given roles (the default role when ``roles`` is None).
+
+    Handing out any role other than the default needs ``users.update`` as well, the right
+    that governs roles: ``users.create`` alone must not mint administrators."""
     require_permission(actor, "users.create")
+    roles = [DEFAULT_ROLE] if roles is None else list(dict.fromkeys(roles))
+    if set(roles) - {DEFAULT_ROLE} and not has_permission(actor, "users.update"):
+        raise PermissionDenied(detail="Assigning roles needs the users.update permission.")
     with transaction.atomic():
-        return _create_user(
-            name=name, email=email, password=password, roles=roles or [DEFAULT_ROLE]
-        )
+        return _create_user(name=name, email=email, password=password, roles=roles)
 
 
 def user_update(*, actor: User, user_id: int, changes: dict[str, Any]) -> User:
     """Apply the fields given. Self may change name, email and password; ``users.update``
-    also is_active and roles. Publishes ``user.updated`` when a visible field changed."""
+    also is_active and roles. Publishes ``user.updated`` when a visible field changed;
+    deactivation revokes every token of the user. Nothing is written on refusal."""
     if not can_update_user(actor, user_id):
         if has_permission(actor, "users.view"):
             raise PermissionDenied(detail="This needs the users.update permission.")
         raise NotFound(detail="No such user.")
-    privileged = {"is_active", "roles"} & changes.keys()
-    if privileged and not has_permission(actor, "users.update"):
-        raise PermissionDenied(
-            detail=f"Changing {', '.join(sorted(privileged))} needs the users.update permission."
-        )
     with transaction.atomic():
         user = User.objects.select_for_update().filter(pk=user_id).first()
         if user is None:
             raise NotFound(detail="No such user.")
-        visible_change = False
+        current_roles = set(user.groups.values_list("name", flat=True))
+        wanted_roles = set(changes["roles"]) if "roles" in changes else current_roles
+        # Sending back the representation one got (PUT) is fine; changing these is not.
+        privileged = []
+        if "is_active" in changes and changes["is_active"] != user.is_active:
+            privileged.append("is_active")
+        if wanted_roles != current_roles:
+            privileged.append("roles")
+        if privileged and not has_permission(actor, "users.update"):
+            raise PermissionDenied(
+                detail=f"Changing {', '.join(privileged)} needs the users.update permission."
+            )
+        dirty: set[str] = set()
         if "name" in changes and changes["name"] != user.name:
             user.name = changes["name"]
-            visible_change = True
+            dirty.add("name")
         if "email" in changes:
             email = _validate_email(changes["email"])
             if email != user.email:
                 _ensure_email_free(email, exclude_id=user.pk)
                 user.email = email
-                visible_change = True
+                dirty.add("email")
         if changes.get("password") is not None:
             _validate_password(changes["password"], user=user)
             user.set_password(changes["password"])
+            dirty.add("password")
         deactivated = False
-        if "is_active" in changes and changes["is_active"] != user.is_active:
+        if "is_active" in privileged:
             if user.pk == actor.pk and not changes["is_active"]:
                 raise Conflict(detail="You cannot deactivate yourself.")
             user.is_active = changes["is_active"]
             deactivated = not user.is_active
-            visible_change = True
-        user.save()
-        if "roles" in changes:
-            wanted = set(changes["roles"])
-            groups = list(Group.objects.filter(name__in=wanted))
-            if len(groups) != len(wanted):
+            dirty.add("is_active")
+        groups: list[Group] = []
+        if "roles" in privileged:
+            groups = list(Group.objects.filter(name__in=wanted_roles))
+            if len(groups) != len(wanted_roles):
+                unknown = sorted(wanted_roles - {g.name for g in groups})
                 raise ValidationFailed(
-                    detail="Unknown roles: "
-                    + ", ".join(sorted(wanted - {g.name for g in groups})),
+                    detail=f"Unknown roles: {', '.join(unknown)}.",
                     errors=[FieldError(loc=["body", "roles"], msg="Unknown role.")],
                 )
-            if wanted != set(user.groups.values_list("name", flat=True)):
-                user.groups.set(groups)
-                visible_change = True
+        if dirty:
+            user.save(update_fields=[*sorted(dirty), "updated_at"])
+        if "roles" in privileged:
+            user.groups.set(groups)
+            if not dirty:  # roles alone changed: the user still changed
+                user.save(update_fields=["updated_at"])
         if deactivated:
             tokens_revoke_for_user(user=user)
-        if visible_change:
-            # Fresh instance: drops Django's cached permissions of the old roles.
-            _publish_user_updated(selectors.user_get(user_id=user.pk) or user)
-    return user
+        fresh = selectors.user_get(user_id=user.pk) or user
+        if (dirty - {"password"}) or "roles" in privileged:
+            # A fresh instance: no cached permissions of the old roles.
+            _publish_user_updated(fresh)
+    return fresh
 
 
 def user_delete(*, actor: User, user_id: int) -> None:

@@ -38,7 +38,10 @@ def token_issue(*, user: User, device_name: str = "") -> IssuedToken:
 def token_authenticate(plain_text: str) -> PersonalAccessToken | None:
     """The live token behind ``<id>|<secret>``, with its user; None for anything else."""
     token_id, sep, secret = plain_text.partition("|")
-    if not sep or not token_id.isdigit() or not secret or len(token_id) > 18:
+    # isascii(): "²".isdigit() is true, but int("²") raises.
+    if not sep or not secret or not (token_id.isascii() and token_id.isdigit()):
+        return None
+    if len(token_id) > 18 or len(secret) > 128:
         return None
     token = PersonalAccessToken.objects.select_related("user").filter(pk=int(token_id)).first()
     if token is None or not hmac.compare_digest(token.token_hash, _hash_secret(secret)):

@@ -1,0 +1,170 @@
+"""Request and response bodies of /auth, /users, /roles and /permissions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from django.contrib.auth.models import Group, Permission
+from ninja import Schema
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
+
+from api.pagination import PageParams
+from backend.accounts import selectors
+from backend.accounts.models import User
+
+
+def _encodable(value: str) -> str:
+    """JSON allows lone surrogates (``"\\ud800"``); neither UTF-8 nor the database does."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("Text must be valid Unicode.") from exc
+    if "\x00" in value:
+        raise ValueError("Text must not contain NUL characters.")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
+# Checked for shape by the service (422 with loc ["body", "email"]); only bounded here.
+Email = Annotated[Text, StringConstraints(strip_whitespace=True, max_length=254)]
+# Long enough for any password manager, short enough that hashing it costs nothing.
+Password = Annotated[Text, StringConstraints(min_length=1, max_length=1024)]
+RoleName = Annotated[Text, StringConstraints(min_length=1, max_length=150)]
+
+
+# --- users ----------------------------------------------------------------------------------
+class UserBase(Schema):
+    id: int
+    name: str
+    email: str
+    is_active: bool
+    roles: list[str] = Field(description="Role names, sorted.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserOut(UserBase):
+    @staticmethod
+    def resolve_roles(obj: User) -> list[str]:
+        return selectors.user_role_names(obj)
+
+
+class MeOut(UserBase):
+    permissions: list[str] = Field(description="Flat list of permission names the user holds.")
+
+
+class UserCreateIn(Schema):
+    name: Name
+    email: Email
+    password: Password
+    roles: list[RoleName] | None = Field(
+        None, max_length=50, description="Role names; the default role when left out."
+    )
+
+
+class _NoNulls(Schema):
+    """Fields may be left out; ``null`` is never a value."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("May be left out, but not null.")
+        return value
+
+
+class UserPatchIn(_NoNulls):
+    """Self may change name, email and password; ``users.update`` also is_active and roles."""
+
+    name: Name = None  # type: ignore[assignment]
+    email: Email = None  # type: ignore[assignment]
+    password: Password = None  # type: ignore[assignment]
+    is_active: bool = None  # type: ignore[assignment]
+    roles: list[RoleName] = Field(None, max_length=50)  # type: ignore[assignment]
+
+
+class UserPutIn(UserPatchIn):
+    """The full editable representation: name and email are required."""
+
+    name: Name
+    email: Email
+
+
+class UserListQuery(PageParams):
+    search: Annotated[Text, StringConstraints(strip_whitespace=True, max_length=100)] = Field(
+        "", description="Case-insensitive match on name or email."
+    )
+
+
+# --- auth -----------------------------------------------------------------------------------
+class RegisterIn(Schema):
+    name: Name
+    email: Email
+    password: Password
+
+
+class LoginIn(Schema):
+    email: Email
+    password: Password
+    device_name: Annotated[Text, StringConstraints(strip_whitespace=True, max_length=255)] = ""
+
+
+class TokenOut(Schema):
+    token: str = Field(description="Send as `Authorization: Bearer <token>`.")
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_at: datetime
+    user: UserOut
+
+
+class ForgotPasswordIn(Schema):
+    email: Email
+
+
+class ResetPasswordIn(Schema):
+    email: Email
+    token: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    password: Password
+
+
+class AcceptedOut(Schema):
+    detail: str
+
+
+# --- roles and permissions ------------------------------------------------------------------
+class RoleOut(Schema):
+    id: int
+    name: str
+    description: str
+    permissions: list[str]
+
+    @staticmethod
+    def resolve_description(obj: Group) -> str:
+        try:
+            return obj.role.description  # type: ignore[attr-defined,no-any-return]
+        except Group.role.RelatedObjectDoesNotExist:  # type: ignore[attr-defined]
+            return ""  # a group made by hand in the admin, without a Role row
+
+    @staticmethod
+    def resolve_permissions(obj: Group) -> list[str]:
+        return sorted(permission.codename for permission in obj.permissions.all())
+
+
+class PermissionOut(Schema):
+    id: int
+    name: str
+    group: str
+    description: str
+
+    @staticmethod
+    def resolve_name(obj: Permission) -> str:
+        return obj.codename
+
+    @staticmethod
+    def resolve_group(obj: Permission) -> str:
+        return obj.codename.split(".", 1)[0]
+
+    @staticmethod
+    def resolve_description(obj: Permission) -> str:
+        return obj.name
