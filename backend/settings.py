@@ -278,3 +278,8 @@ LOGGING = {
 # --- django-ninja -----------------------------------------------------------------------------
 NINJA_PAGINATION_PER_PAGE = 20
 NINJA_PAGINATION_MAX_LIMIT = 100
+
+# --- Operations -------------------------------------------------------------------------------
+# Seconds each /health check may take (database, cache, disk, channel layer, broker) before it
+# counts as failed; the endpoint answers within about this time whatever hangs behind it.
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
