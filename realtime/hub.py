@@ -237,7 +237,13 @@ class Hub:
                     continue
                 seen, state.seen_latest = state.seen_latest, latest[topic]
                 # Only what was already there one pass ago: newer events may be in flight.
-                if seen is not None and seen.epoch == state.epoch and seen.seq > state.last_seq:
+                if seen is None or seen.seq == 0:
+                    continue
+                if seen.epoch != state.epoch:  # first events, or the history started anew
+                    if latest[topic].epoch != seen.epoch:
+                        continue  # what we saw is already stale
+                    state.epoch, state.last_seq = seen.epoch, 0
+                if seen.seq > state.last_seq:
                     logger.warning("hub repairs %s: %d -> %d", topic, state.last_seq, seen.seq)
                     await self._fill_gap(state, until=seen.seq)
 

@@ -8,25 +8,31 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings
-from django.core.cache import cache
 from django.test import Client
 
 from backend.accounts.models import User
 from tests.factories import UserFactory, bearer_for
 
 
+def _delete_keys(pattern: str) -> None:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=pattern, count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_redis() -> Iterator[None]:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.flushdb()
     yield
-    client.flushdb()
+    for prefix in (settings.CACHES["default"]["KEY_PREFIX"], settings.REALTIME_KEY_PREFIX):
+        _delete_keys(f"{prefix}*")
 
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> Iterator[None]:
-    # Throttle counters live in the cache; each test starts with none.
-    cache.clear()
+    # Throttle counters live in the cache; each test starts with none. Only this run's keys:
+    # cache.clear() would flush the whole Redis database under other runs' feet.
+    _delete_keys(f"{settings.CACHES['default']['KEY_PREFIX']}:*")
     yield
 
 
@@ -43,13 +49,25 @@ class ApiClient:
             headers.setdefault("Authorization", f"Bearer {self.token}")
         return headers
 
-    def request(self, method: str, path: str, json: Any = None, *, raw: str | bytes | None = None,
-                headers: dict[str, str] | None = None, content_type: str = "application/json",
-                **extra: Any):
+    def request(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        raw: str | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+        **extra: Any,
+    ):
         import json as jsonlib
 
-        url = path if path.startswith("/") and not path.startswith("/api/") and path in ("/health", "/metrics") else (
-            path if path.startswith("/api/") else f"/api/v1{path}"
+        url = (
+            path
+            if path.startswith("/")
+            and not path.startswith("/api/")
+            and path in ("/health", "/metrics")
+            else (path if path.startswith("/api/") else f"/api/v1{path}")
         )
         data = raw if raw is not None else (jsonlib.dumps(json) if json is not None else None)
         kwargs: dict[str, Any] = {"headers": self._headers(headers), **extra}

@@ -33,6 +33,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 class RoomFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Room
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"room-{n}")
 

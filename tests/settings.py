@@ -1,10 +1,18 @@
 """Test settings: the production settings pointed at the real local MariaDB and Redis.
 
-Override with TEST_DATABASE_URL / TEST_REDIS_URL. Redis database 15 is reserved for tests
-and flushed at the start of a run.
+Override with TEST_DATABASE_URL / TEST_REDIS_URL. Redis database 15 is reserved for tests;
+each run removes its own keys (by prefix) when it ends.
 """
 
 import os
+
+# Several test runs may share this machine's MariaDB and Redis (developers, CI, e2e server
+# processes): each run gets its own test database, key prefixes and Celery queue.
+TEST_RUN_ID = os.environ.setdefault("TEST_RUN_ID", f"r{os.getpid()}")
+os.environ.setdefault("CACHE_KEY_PREFIX", f"test-{TEST_RUN_ID}")
+os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"test-{TEST_RUN_ID}")
+os.environ.setdefault("REALTIME_KEY_PREFIX", f"test-{TEST_RUN_ID}:rt")
+os.environ.setdefault("CELERY_QUEUE", f"triton-test-{TEST_RUN_ID}")
 
 os.environ["DATABASE_URL"] = os.environ.get(
     "TEST_DATABASE_URL", "mysql://root@127.0.0.1:3306/triton"
@@ -14,6 +22,8 @@ os.environ.setdefault("CELERY_BROKER_URL", os.environ["REDIS_URL"])
 os.environ.setdefault("LOG_FORMAT", "text")
 
 from backend.settings import *  # noqa: E402,F403
+
+DATABASES["default"]["TEST"]["NAME"] = f"test_triton_{TEST_RUN_ID}"  # noqa: F405
 
 # Hashing cost is not what the tests measure.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -57,7 +57,14 @@ class Socket:
         if since is not None:
             frame["since"] = since
         await self.send(frame)
-        return await self.recv()
+        return await self.recv_reply()
+
+    async def recv_reply(self, timeout: float = 3) -> dict[str, Any]:
+        """The next frame that is not an event (events may interleave with replies)."""
+        while True:
+            frame = await self.recv(timeout)
+            if frame["type"] != "event":
+                return frame
 
     async def close(self) -> None:
         await self.comm.disconnect()

@@ -1,4 +1,3 @@
-
 import pytest
 
 from tests.factories import UserFactory, bearer_for
