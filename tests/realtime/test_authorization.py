@@ -45,7 +45,7 @@ async def test_role_change_takes_effect_on_next_subscribe(open_socket) -> None:
 
 async def test_room_members_only_and_missing_room_looks_the_same(open_socket) -> None:
     member, member_token = await user_with_token()
-    outsider, outsider_token = await user_with_token()
+    _outsider, outsider_token = await user_with_token()
     room = await run_sync(RoomFactory, members=[member])
     inside = await open_socket(member_token)
     answer = await inside.subscribe(f"room.{room.pk}")

@@ -39,7 +39,7 @@ async def test_presence_joined_and_left(open_socket) -> None:
 
 
 async def test_second_connection_of_a_user_is_not_a_new_arrival(open_socket) -> None:
-    room, (alice, bob), (a, b) = await member_sockets(open_socket)
+    room, (_alice, bob), (a, b) = await member_sockets(open_socket)
     topic = f"room.{room.pk}"
     await a.subscribe(topic)
     await b.subscribe(topic)
@@ -54,7 +54,7 @@ async def test_second_connection_of_a_user_is_not_a_new_arrival(open_socket) -> 
 async def test_typing_reaches_other_members_not_the_sender_and_is_not_stored(open_socket) -> None:
     from realtime.history import get_history
 
-    room, (alice, bob), (a, b) = await member_sockets(open_socket)
+    room, (alice, _bob), (a, b) = await member_sockets(open_socket)
     topic = f"room.{room.pk}"
     await a.subscribe(topic)
     await b.subscribe(topic)
