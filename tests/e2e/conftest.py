@@ -1,0 +1,461 @@
+"""End-to-end fixtures: real daphne processes on loopback, real MariaDB and Redis, and a
+``websockets`` client over real TCP.
+
+Servers run ``backend.settings`` (not ``tests.settings``, which would point them at the
+non-test database) with ``DATABASE_URL`` naming pytest-django's test database, so what a
+``transaction=True`` test commits is what the servers read. Servers are started lazily, once
+per distinct configuration, and live for the whole session; each test flushes Redis db 15
+first so topics, offsets and presence start empty even though MariaDB reuses ids after its
+per-test flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import connection
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from backend.accounts.models import User
+from backend.accounts.tokens import IssuedToken, token_issue
+from tests.factories import UserFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+DAPHNE = ROOT / ".venv" / "bin" / "daphne"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+LOG_DIR = Path("/tmp/triton-e2e")
+STARTUP_TIMEOUT = 20.0
+RECV_TIMEOUT = 3.0
+
+# Variables of the test process that must not leak into a server's environment.
+_SCRUBBED = (
+    "DJANGO_SETTINGS_MODULE",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "TEST_DATABASE_URL",
+    "TEST_REDIS_URL",
+    "PYTEST_CURRENT_TEST",
+    "PYTEST_ADDOPTS",
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "backend.settings",
+            "LOG_FORMAT": "text",
+            "SERVE_STATIC": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class Server:
+    """One daphne process."""
+
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    _rest: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/v1/"
+
+    def log_text(self, start: int = 0) -> str:
+        try:
+            with self.log_path.open("rb") as fh:
+                fh.seek(start)
+                return fh.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def start(self) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [str(DAPHNE), "-b", "127.0.0.1", "-p", str(self.port), "backend.asgi:application"],
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"server {self.name} exited with {self.proc.returncode}:\n{self.log_text()}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    pass
+            except OSError:
+                time.sleep(0.1)
+                continue
+            # The port answers; any HTTP answer (200, or 503 for a missing dependency) is "up".
+            try:
+                httpx.get(f"{self.http}/health", timeout=5)
+            except httpx.HTTPError:
+                time.sleep(0.1)
+                continue
+            return
+        self.stop()
+        raise RuntimeError(f"server {self.name} not ready in {STARTUP_TIMEOUT}s:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def has_rest(self, method: str, path: str) -> bool:
+        """Whether the server's OpenAPI document lists this operation (REST may be unwritten)."""
+        key = f"{method} {path}"
+        if key not in self._rest:
+            try:
+                doc = httpx.get(f"{self.http}/api/v1/openapi.json", timeout=5).json()
+                self._rest[key] = method.lower() in doc.get("paths", {}).get(path, {})
+            except (httpx.HTTPError, ValueError):
+                self._rest[key] = False
+        return self._rest[key]
+
+
+class ServerPool:
+    """Starts servers on demand, one per configuration, and stops them all at the end."""
+
+    def __init__(self, db_name: str) -> None:
+        self.db_name = db_name
+        self.servers: dict[str, Server] = {}
+
+    def mariadb_env(self, **overrides: str) -> dict[str, str]:
+        redis_url = settings.REDIS_URL
+        return base_env(
+            DATABASE_URL=f"mysql://root@127.0.0.1:3306/{self.db_name}",
+            REDIS_URL=redis_url,
+            CELERY_BROKER_URL=redis_url,
+            REALTIME_SYNC_INTERVAL="0.5",
+            **overrides,
+        )
+
+    def get(self, name: str, **overrides: str) -> Server:
+        server = self.servers.get(name)
+        if server is not None and server.alive():
+            return server
+        port = free_port()
+        server = Server(
+            name=name,
+            port=port,
+            env=self.mariadb_env(**overrides),
+            log_path=LOG_DIR / f"{os.getpid()}-{name}-{port}.log",
+        )
+        server.start()
+        self.servers[name] = server
+        return server
+
+    def stop_all(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def server_pool(django_db_setup: None) -> Iterator[ServerPool]:
+    # Read after django_db_setup: this is the test database's name (test_triton, or with a
+    # worker suffix under xdist).
+    pool = ServerPool(connection.settings_dict["NAME"])
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_redis() -> None:
+    """Empty topic histories and presence: MariaDB reuses user/room ids after each flush."""
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture
+def servers(
+    server_pool: ServerPool, transactional_db: None, request: pytest.FixtureRequest
+) -> Iterator[ServerPool]:
+    """The pool, with each server's log printed when the test fails."""
+    marks = {name: srv.log_size() for name, srv in server_pool.servers.items()}
+    yield server_pool
+    failed = any(
+        getattr(getattr(request.node, f"rep_{when}", None), "failed", False)
+        for when in ("setup", "call")
+    )
+    for name, srv in server_pool.servers.items():
+        if failed:
+            sys.stdout.write(f"\n----- server {name} log -----\n{srv.log_text(marks.get(name, 0))}")
+        if not srv.alive():
+            sys.stdout.write(f"\n----- server {name} DIED -----\n{srv.log_text()}")
+
+
+@pytest.fixture
+def server(servers: ServerPool) -> Server:
+    """The default server: default limits, 0.5 s sync interval."""
+    return servers.get("main")
+
+
+# --- client ----------------------------------------------------------------------------------
+class WS:
+    """A websockets client speaking JSON frames; every receive has a timeout."""
+
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.conn.send(json.dumps(frame))
+
+    async def send_raw(self, data: str | bytes) -> None:
+        await self.conn.send(data)
+
+    async def recv(self, timeout: float = RECV_TIMEOUT) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.conn.recv(), timeout)
+        frame = json.loads(raw)
+        assert isinstance(frame, dict), frame
+        return frame
+
+    async def recv_until(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = RECV_TIMEOUT
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The first frame matching ``predicate``, and the frames skipped before it."""
+        skipped: list[dict[str, Any]] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError(f"no matching frame in {timeout}s; skipped {skipped}")
+            frame = await self.recv(left)
+            if predicate(frame):
+                return frame, skipped
+            skipped.append(frame)
+
+    async def recv_event(
+        self, event: str, timeout: float = RECV_TIMEOUT, topic: str | None = None
+    ) -> dict[str, Any]:
+        frame, _ = await self.recv_until(
+            lambda f: f.get("type") == "event"
+            and f.get("event") == event
+            and (topic is None or f.get("topic") == topic),
+            timeout,
+        )
+        return frame
+
+    async def drain(self, quiet: float = 0.3) -> list[dict[str, Any]]:
+        """Every frame until none came for ``quiet`` seconds."""
+        frames = []
+        while True:
+            try:
+                frames.append(await self.recv(quiet))
+            except TimeoutError:
+                return frames
+
+    async def nothing(self, timeout: float = 0.3) -> bool:
+        try:
+            frame = await self.recv(timeout)
+        except TimeoutError:
+            return True
+        raise AssertionError(f"unexpected frame {frame}")
+
+    async def close_code(self, timeout: float = RECV_TIMEOUT) -> int | None:
+        """Read until the server closes; the close code it sent."""
+        async def wait() -> int | None:
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    await self.conn.recv()
+            return self.conn.close_code
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def ping(self) -> None:
+        """The connection still answers: a pong is the next frame."""
+        await self.send({"type": "ping"})
+        assert await self.recv() == {"type": "pong"}
+
+    async def auth(self, token: str) -> dict[str, Any]:
+        await self.send({"type": "auth", "token": token})
+        return await self.recv()
+
+    async def subscribe(
+        self, topic: str, since: str | None = None, id: str | int = "c1"
+    ) -> dict[str, Any]:
+        frame: dict[str, Any] = {"type": "subscribe", "topic": topic, "id": id}
+        if since is not None:
+            frame["since"] = since
+        await self.send(frame)
+        answer, _ = await self.recv_until(
+            lambda f: f.get("type") in ("subscribed", "error") and f.get("id") == id
+        )
+        return answer
+
+    async def close(self) -> None:
+        await asyncio.wait_for(self.conn.close(), 5)
+
+
+OpenWS = Callable[..., Any]
+
+
+@pytest.fixture
+async def open_ws() -> AsyncIterator[OpenWS]:
+    """``await open_ws(server, token=None, origin=None)``: a connected (and authenticated) WS."""
+    opened: list[WS] = []
+
+    async def factory(
+        server: Server, token: str | None = None, origin: str | None = None
+    ) -> WS:
+        headers = {"Origin": origin} if origin else None
+        conn = await asyncio.wait_for(
+            connect(server.ws_url, additional_headers=headers, open_timeout=5, max_size=2**22),
+            6,
+        )
+        ws = WS(conn)
+        opened.append(ws)
+        if token is not None:
+            answer = await ws.auth(token)
+            assert answer["type"] == "auth.ok", answer
+        return ws
+
+    yield factory
+    for ws in opened:
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+# --- data, committed so the servers see it ---------------------------------------------------
+def _make_user(roles: list[str]) -> tuple[User, IssuedToken]:
+    user = UserFactory(roles=roles)
+    return user, token_issue(user=user, device_name="e2e")
+
+
+async def make_user(roles: list[str] | None = None) -> tuple[User, IssuedToken]:
+    return await database_sync_to_async(_make_user)(roles or ["Customer"])
+
+
+def rename_sync(server: Server, user_id: int, token: str, name: str) -> None:
+    """A committed change of the user's name: REST PATCH on ``server`` when that endpoint
+    exists, else the service in this process. Either way user.updated must follow."""
+    if server.has_rest("patch", "/api/v1/users/{user_id}") or server.has_rest(
+        "patch", "/api/v1/users/{id}"
+    ):
+        answer = httpx.patch(
+            f"{server.http}/api/v1/users/{user_id}",
+            json={"name": name},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        return
+    from backend.accounts.services import user_update
+
+    actor = User.objects.get(pk=user_id)
+    user_update(actor=actor, user_id=user_id, changes={"name": name})
+
+
+async def rename(server: Server, user_id: int, token: str, name: str) -> None:
+    await database_sync_to_async(rename_sync)(server, user_id, token, name)
+
+
+def revoke_sync(server: Server, issued: IssuedToken) -> None:
+    """Revoke a token: POST /auth/logout on ``server`` when present, else the service here."""
+    if server.has_rest("post", "/api/v1/auth/logout"):
+        answer = httpx.post(
+            f"{server.http}/api/v1/auth/logout",
+            headers={"Authorization": f"Bearer {issued.plain_text}"},
+            timeout=10,
+        )
+        assert answer.status_code == 204, answer.text
+        return
+    from backend.accounts.tokens import token_revoke
+
+    token_revoke(token=issued.token)
+
+
+async def revoke(server: Server, issued: IssuedToken) -> None:
+    await database_sync_to_async(revoke_sync)(server, issued)
+
+
+class Publisher(threading.Thread):
+    """Commits a steady stream of renames from its own thread (its own DB connection)."""
+
+    def __init__(
+        self, server: Server, user_id: int, token: str, names: list[str], pause: float
+    ) -> None:
+        super().__init__(daemon=True)
+        self.server, self.user_id, self.token = server, user_id, token
+        self.names, self.pause = names, pause
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        from django.db import connection as thread_connection
+
+        try:
+            for name in self.names:
+                rename_sync(self.server, self.user_id, self.token, name)
+                time.sleep(self.pause)
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+        finally:
+            thread_connection.close()
