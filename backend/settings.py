@@ -118,12 +118,22 @@ if REDIS_URL:
     }
     # The pub/sub layer costs one PUBLISH per group_send whatever the number of listeners;
     # the realtime hub keeps one group membership per process and topic (see realtime/hub.py).
+    # "core" (lists + a sorted set per group) is kept selectable for comparison in make bench.
+    CHANNEL_LAYER = env.str("CHANNEL_LAYER", default="pubsub")
+    _layer_prefix = env.str("CHANNEL_LAYER_PREFIX", default="triton")
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": _layer_prefix},
+        }
+        if CHANNEL_LAYER == "pubsub"
+        else {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
-                "prefix": env.str("CHANNEL_LAYER_PREFIX", default="triton"),
+                "hosts": [{"address": REDIS_URL}],
+                "prefix": _layer_prefix,
+                "capacity": 1000,
+                "expiry": 60,
             },
         }
     }

@@ -318,6 +318,20 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             answer["id"] = frame["id"]
         await self.send_json(answer)
 
+    async def reauthorize(self) -> None:
+        """The user's rights changed: end the subscriptions they no longer allow."""
+        for name in list(self.subscriptions):
+            try:
+                await self._authorize(name)
+            except (DomainError, FrameError) as exc:
+                if self.subscriptions.pop(name, None) is None:
+                    continue
+                await self.hub.unsubscribe(name, self)
+                if name in self.presence_topics:
+                    await self._presence_leave(name)
+                code = getattr(exc, "code", "forbidden")
+                await self.send_json({"type": "unsubscribed", "topic": name, "reason": code})
+
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_json({"type": "pong"})
 

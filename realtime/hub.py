@@ -157,6 +157,10 @@ class Hub:
                 return
             async with self._lock:
                 await self._handle_event(state, message)
+        elif kind == "rt.reauthorize":
+            for consumer in list(self.connections):
+                if consumer.user_id == message.get("user_id"):
+                    spawn(consumer.reauthorize())
         elif kind == "rt.revoke":
             revoked = set(message.get("token_ids", ()))
             for consumer in list(self.connections):

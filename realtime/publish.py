@@ -123,6 +123,19 @@ async def publish_transient(
     await get_channel_layer().group_send(topic_group(topic), message)
 
 
+def reauthorize_user(user_id: int) -> None:
+    """After a change of the user's rights commits, every process re-checks that user's
+    subscriptions and ends those no longer allowed (``unsubscribed`` with a reason)."""
+
+    def send() -> None:
+        try:
+            _group_send(CONTROL_GROUP, {"type": "rt.reauthorize", "user_id": user_id})
+        except Exception:
+            logger.exception("could not broadcast re-authorization")
+
+    transaction.on_commit(send)
+
+
 def disconnect_tokens(token_ids: list[int]) -> None:
     """Close, on every server process, the sockets authenticated with these tokens (4401).
 

@@ -99,3 +99,28 @@ async def test_inactive_users_token_is_refused(open_socket) -> None:
     socket = await open_socket()
     await socket.send({"type": "auth", "token": token})
     assert await socket.recv_close() == 4401
+
+
+async def test_losing_a_right_ends_the_live_subscription(open_socket) -> None:
+    from django.contrib.auth.models import Group
+    from django.db import transaction
+
+    from realtime.publish import reauthorize_user
+
+    user, token = await user_with_token(["Admin"])
+    socket = await open_socket(token)
+    assert (await socket.subscribe("dashboard"))["type"] == "subscribed"
+    assert (await socket.subscribe(f"user.{user.pk}"))["type"] == "subscribed"
+
+    def demote() -> None:
+        with transaction.atomic():
+            user.groups.set([Group.objects.get(name="Customer")])
+            reauthorize_user(user.pk)
+
+    await run_sync(demote)
+    assert await socket.recv() == {
+        "type": "unsubscribed",
+        "topic": "dashboard",
+        "reason": "forbidden",
+    }
+    assert await socket.nothing(0.3)  # the own user topic stays
