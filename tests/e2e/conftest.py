@@ -4,9 +4,9 @@
 Servers run ``backend.settings`` (not ``tests.settings``, which would point them at the
 non-test database) with ``DATABASE_URL`` naming pytest-django's test database, so what a
 ``transaction=True`` test commits is what the servers read. Servers are started lazily, once
-per distinct configuration, and live for the whole session; each test flushes Redis db 15
-first so topics, offsets and presence start empty even though MariaDB reuses ids after its
-per-test flush.
+per distinct configuration, and live for the whole session; each test deletes this run's
+history keys first so topics, offsets and presence start empty even though MariaDB reuses
+ids after its per-test flush.
 """
 
 from __future__ import annotations
@@ -149,7 +149,9 @@ class Server:
                 continue
             return
         self.stop()
-        raise RuntimeError(f"server {self.name} not ready in {STARTUP_TIMEOUT}s:\n{self.log_text()}")
+        raise RuntimeError(
+            f"server {self.name} not ready in {STARTUP_TIMEOUT}s:\n{self.log_text()}"
+        )
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -190,6 +192,12 @@ class ServerPool:
             REDIS_URL=redis_url,
             CELERY_BROKER_URL=redis_url,
             REALTIME_SYNC_INTERVAL="0.5",
+            # This run's namespaces (tests/settings.py), so servers and the test process
+            # share topics and groups, and no other run's.
+            CHANNEL_LAYER_PREFIX=settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
+            REALTIME_KEY_PREFIX=settings.REALTIME_KEY_PREFIX,
+            CACHE_KEY_PREFIX=settings.CACHES["default"]["KEY_PREFIX"],
+            CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
             **overrides,
         )
 
@@ -222,17 +230,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture(scope="session")
 def server_pool(django_db_setup: None) -> Iterator[ServerPool]:
-    # Read after django_db_setup: this is the test database's name (test_triton, or with a
-    # worker suffix under xdist).
+    # Read after django_db_setup: the test database's name (test_triton_<run id>).
     pool = ServerPool(connection.settings_dict["NAME"])
     yield pool
     pool.stop_all()
 
 
 @pytest.fixture(autouse=True)
-def _fresh_redis() -> None:
-    """Empty topic histories and presence: MariaDB reuses user/room ids after each flush."""
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+def _fresh_history() -> None:
+    """Empty topic histories and presence: MariaDB reuses user/room ids after each flush.
+
+    Only this run's keys: other runs may share Redis db 15.
+    """
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=f"{settings.REALTIME_KEY_PREFIX}:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture
@@ -297,9 +310,11 @@ class WS:
         self, event: str, timeout: float = RECV_TIMEOUT, topic: str | None = None
     ) -> dict[str, Any]:
         frame, _ = await self.recv_until(
-            lambda f: f.get("type") == "event"
-            and f.get("event") == event
-            and (topic is None or f.get("topic") == topic),
+            lambda f: (
+                f.get("type") == "event"
+                and f.get("event") == event
+                and (topic is None or f.get("topic") == topic)
+            ),
             timeout,
         )
         return frame
@@ -322,6 +337,7 @@ class WS:
 
     async def close_code(self, timeout: float = RECV_TIMEOUT) -> int | None:
         """Read until the server closes; the close code it sent."""
+
         async def wait() -> int | None:
             with contextlib.suppress(ConnectionClosed):
                 while True:
@@ -363,9 +379,7 @@ async def open_ws() -> AsyncIterator[OpenWS]:
     """``await open_ws(server, token=None, origin=None)``: a connected (and authenticated) WS."""
     opened: list[WS] = []
 
-    async def factory(
-        server: Server, token: str | None = None, origin: str | None = None
-    ) -> WS:
+    async def factory(server: Server, token: str | None = None, origin: str | None = None) -> WS:
         headers = {"Origin": origin} if origin else None
         conn = await asyncio.wait_for(
             connect(server.ws_url, additional_headers=headers, open_timeout=5, max_size=2**22),
@@ -438,13 +452,16 @@ async def revoke(server: Server, issued: IssuedToken) -> None:
 
 
 class Publisher(threading.Thread):
-    """Commits a steady stream of renames from its own thread (its own DB connection)."""
+    """Commits a steady stream of renames from its own thread (its own DB connection).
+
+    The n-th write goes to ``servers[n % len(servers)]`` (REST), or to the service here.
+    """
 
     def __init__(
-        self, server: Server, user_id: int, token: str, names: list[str], pause: float
+        self, servers: list[Server], user_id: int, token: str, names: list[str], pause: float
     ) -> None:
         super().__init__(daemon=True)
-        self.server, self.user_id, self.token = server, user_id, token
+        self.servers, self.user_id, self.token = servers, user_id, token
         self.names, self.pause = names, pause
         self.error: BaseException | None = None
 
@@ -452,8 +469,8 @@ class Publisher(threading.Thread):
         from django.db import connection as thread_connection
 
         try:
-            for name in self.names:
-                rename_sync(self.server, self.user_id, self.token, name)
+            for n, name in enumerate(self.names):
+                rename_sync(self.servers[n % len(self.servers)], self.user_id, self.token, name)
                 time.sleep(self.pause)
         except BaseException as exc:  # reported by the test
             self.error = exc

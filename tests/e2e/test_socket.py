@@ -56,9 +56,7 @@ async def test_no_auth_frame_times_out_4408(tight: Server, open_ws: OpenWS) -> N
     assert 0.8 <= asyncio.get_running_loop().time() - started < 3
 
 
-async def test_auth_in_time_is_not_closed_by_the_auth_timer(
-    tight: Server, open_ws: OpenWS
-) -> None:
+async def test_auth_in_time_is_not_closed_by_the_auth_timer(tight: Server, open_ws: OpenWS) -> None:
     _, issued = await make_user()
     ws: WS = await open_ws(tight, issued.plain_text)
     await asyncio.sleep(1.5)  # past WS_AUTH_TIMEOUT=1
@@ -113,9 +111,9 @@ async def test_subscribe_matrix(server: Server, open_ws: OpenWS) -> None:
     missing_room = await ws.subscribe("room.987654", id="a6")
     assert missing_room["type"] == "error" and missing_room["code"] == "not_found"
     # A refused room and a missing one must look alike.
-    assert not_member["message"].replace(str(theirs.pk), "X") == missing_room[
-        "message"
-    ].replace("987654", "X")
+    assert not_member["message"].replace(str(theirs.pk), "X") == missing_room["message"].replace(
+        "987654", "X"
+    )
 
     for n, malformed in enumerate(["User.1", "user.", "user.0", "user", "dashboard.1", 5, ""]):
         answer = await ws.subscribe(malformed, id=f"m{n}")  # type: ignore[arg-type]
@@ -210,14 +208,13 @@ async def test_live_user_updated_after_commit(server: Server, open_ws: OpenWS) -
     assert event["data"]["roles"] == ["Customer"] and "permissions" in event["data"]
     assert "password" not in json.dumps(event["data"])
     epoch, _, seq = event["offset"].rpartition(":")
-    assert int(seq) == int(subscribed["offset"].rpartition(":")[2]) + 1 or epoch != (
-        subscribed["offset"].rpartition(":")[0]
+    assert (
+        int(seq) == int(subscribed["offset"].rpartition(":")[2]) + 1
+        or epoch != (subscribed["offset"].rpartition(":")[0])
     )
 
 
-async def test_typing_reaches_other_members_not_the_sender(
-    server: Server, open_ws: OpenWS
-) -> None:
+async def test_typing_reaches_other_members_not_the_sender(server: Server, open_ws: OpenWS) -> None:
     alice, alice_token = await make_user()
     bob, bob_token = await make_user()
     room = await make_room(alice, bob)
