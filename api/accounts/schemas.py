@@ -25,13 +25,18 @@ def _encodable(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_encodable)]
-Name = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
+# The constraints come before the validator: placed after one, pydantic skips them silently.
+_utf8 = AfterValidator(_encodable)
+_stripped = {"strip_whitespace": True}
+Name = Annotated[str, StringConstraints(**_stripped, min_length=1, max_length=150), _utf8]
 # Checked for shape by the service (422 with loc ["body", "email"]); only bounded here.
-Email = Annotated[Text, StringConstraints(strip_whitespace=True, max_length=254)]
+Email = Annotated[str, StringConstraints(**_stripped, max_length=254), _utf8]
 # Long enough for any password manager, short enough that hashing it costs nothing.
-Password = Annotated[Text, StringConstraints(min_length=1, max_length=1024)]
-RoleName = Annotated[Text, StringConstraints(min_length=1, max_length=150)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024), _utf8]
+RoleName = Annotated[str, StringConstraints(min_length=1, max_length=150), _utf8]
+DeviceName = Annotated[str, StringConstraints(**_stripped, max_length=255), _utf8]
+SearchTerm = Annotated[str, StringConstraints(**_stripped, max_length=100), _utf8]
+ResetToken = Annotated[str, StringConstraints(**_stripped, min_length=1, max_length=200), _utf8]
 
 
 # --- users ----------------------------------------------------------------------------------
@@ -93,9 +98,7 @@ class UserPutIn(UserPatchIn):
 
 
 class UserListQuery(PageParams):
-    search: Annotated[Text, StringConstraints(strip_whitespace=True, max_length=100)] = Field(
-        "", description="Case-insensitive match on name or email."
-    )
+    search: SearchTerm = Field("", description="Case-insensitive match on name or email.")
 
 
 # --- auth -----------------------------------------------------------------------------------
@@ -108,7 +111,7 @@ class RegisterIn(Schema):
 class LoginIn(Schema):
     email: Email
     password: Password
-    device_name: Annotated[Text, StringConstraints(strip_whitespace=True, max_length=255)] = ""
+    device_name: DeviceName = ""
 
 
 class TokenOut(Schema):
@@ -124,7 +127,7 @@ class ForgotPasswordIn(Schema):
 
 class ResetPasswordIn(Schema):
     email: Email
-    token: Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    token: ResetToken
     password: Password
 
 
