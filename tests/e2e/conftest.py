@@ -198,6 +198,7 @@ class ServerPool:
             REALTIME_KEY_PREFIX=settings.REALTIME_KEY_PREFIX,
             CACHE_KEY_PREFIX=settings.CACHES["default"]["KEY_PREFIX"],
             CELERY_QUEUE=settings.CELERY_TASK_DEFAULT_QUEUE,
+            CHANNEL_LAYER=getattr(settings, "CHANNEL_LAYER", "pubsub"),
             **overrides,
         )
 

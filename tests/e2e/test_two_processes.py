@@ -1,0 +1,93 @@
+"""Two daphne processes sharing MariaDB and Redis: what one process causes, the other delivers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+
+from tests.e2e.conftest import WS, OpenWS, Server, ServerPool, make_user, rename, revoke
+from tests.factories import RoomFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
+
+
+@pytest.fixture
+def pair(servers: ServerPool) -> tuple[Server, Server]:
+    return servers.get("main"), servers.get("b")
+
+
+async def test_change_written_through_b_reaches_a_client_on_a(
+    pair: tuple[Server, Server], open_ws: OpenWS
+) -> None:
+    a, b = pair
+    me, issued = await make_user()
+    on_a: WS = await open_ws(a, issued.plain_text)
+    await on_a.subscribe(f"user.{me.pk}")
+    await rename(b, me.pk, issued.plain_text, "written via B")
+    event = await on_a.recv_event("user.updated")
+    assert event["data"]["name"] == "written via B"
+
+
+async def test_subscribers_on_both_processes_get_the_same_offsets(
+    pair: tuple[Server, Server], open_ws: OpenWS
+) -> None:
+    a, b = pair
+    me, issued = await make_user()
+    on_a: WS = await open_ws(a, issued.plain_text)
+    on_b: WS = await open_ws(b, issued.plain_text)
+    await on_a.subscribe(f"user.{me.pk}")
+    await on_b.subscribe(f"user.{me.pk}")
+    for n in range(5):
+        await rename(a if n % 2 else b, me.pk, issued.plain_text, f"x{n}")
+    got_a = [await on_a.recv_event("user.updated") for _ in range(5)]
+    got_b = [await on_b.recv_event("user.updated") for _ in range(5)]
+    assert [f["data"]["name"] for f in got_a] == [f"x{n}" for n in range(5)]
+    assert [(f["offset"], f["data"]) for f in got_a] == [(f["offset"], f["data"]) for f in got_b]
+
+
+async def test_revocation_through_b_closes_the_socket_on_a(
+    pair: tuple[Server, Server], open_ws: OpenWS
+) -> None:
+    a, b = pair
+    _, issued = await make_user()
+    _, other_issued = await make_user()
+    victim: WS = await open_ws(a, issued.plain_text)
+    bystander: WS = await open_ws(a, other_issued.plain_text)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await revoke(b, issued)
+    assert await victim.close_code(timeout=2) == 4401
+    assert loop.time() - started < 1.0
+    await bystander.ping()
+
+
+async def test_typing_and_presence_cross_processes(
+    pair: tuple[Server, Server], open_ws: OpenWS
+) -> None:
+    a, b = pair
+    alice, alice_token = await make_user()
+    bob, bob_token = await make_user()
+    room = await database_sync_to_async(RoomFactory)(members=[alice, bob])
+    topic = f"room.{room.pk}"
+    on_a: WS = await open_ws(a, alice_token.plain_text)
+    await on_a.subscribe(topic)
+    on_b: WS = await open_ws(b, bob_token.plain_text)
+    answer = await on_b.subscribe(topic)
+    assert answer["presence"] == sorted([alice.pk, bob.pk]), answer
+
+    joined, _ = await on_a.recv_until(
+        lambda f: f.get("event") == "presence.joined" and f["data"]["user_id"] == bob.pk
+    )
+    assert joined["topic"] == topic
+    await on_b.drain(0.3)
+
+    await on_b.send({"type": "typing", "room_id": room.pk})
+    typing = await on_a.recv_event("typing")
+    assert typing["data"] == {"room_id": room.pk, "user_id": bob.pk} and typing["offset"] is None
+    await on_b.ping()  # not echoed to its sender on B
+
+    await on_b.close()
+    left = await on_a.recv_event("presence.left")
+    assert left["data"] == {"room_id": room.pk, "user_id": bob.pk}
