@@ -238,3 +238,42 @@ def test_docs_page_is_served() -> None:
 def test_admin_login_page_is_served(db: None) -> None:
     response = Client().get("/admin/login/")
     assert response.status_code == 200
+
+
+# --- manage.py ensure_superuser ----------------------------------------------------------------
+
+
+def test_ensure_superuser_is_idempotent(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from backend.accounts.models import User
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "Boss@Example.com")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "Boss-pass-2024!")
+    monkeypatch.setenv("DJANGO_SUPERUSER_NAME", "The Boss")
+    for _ in range(2):
+        call_command("ensure_superuser", stdout=StringIO())
+    users = User.objects.filter(email="boss@example.com")
+    assert users.count() == 1
+    boss = users.get()
+    assert boss.is_superuser and boss.is_staff
+    assert boss.name == "The Boss"
+    assert boss.check_password("Boss-pass-2024!")
+    assert list(boss.groups.values_list("name", flat=True)) == ["Admin"]
+
+
+def test_ensure_superuser_skips_unset(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from backend.accounts.models import User
+
+    monkeypatch.delenv("DJANGO_SUPERUSER_EMAIL", raising=False)
+    monkeypatch.delenv("DJANGO_SUPERUSER_PASSWORD", raising=False)
+    out = StringIO()
+    call_command("ensure_superuser", stdout=out)
+    assert "skipped" in out.getvalue()
+    assert not User.objects.filter(is_superuser=True).exists()
