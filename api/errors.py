@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Schema
@@ -148,6 +149,10 @@ def install(api: NinjaAPI) -> None:
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         return problem(exc.status_code, str(exc))
 
+    @api.exception_handler(SuspiciousOperation)
+    def on_suspicious(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
+        return suspicious_response(exc)
+
     @api.exception_handler(Http404)
     def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
         return problem(404, "Not found.")
@@ -166,6 +171,13 @@ def install(api: NinjaAPI) -> None:
             return problem(503, "A dependency is unavailable; try again shortly.")
         logger.exception("unexpected error serving %s %s", request.method, request.path)
         return problem(500, "An unexpected error occurred; it has been logged.")
+
+
+def suspicious_response(exc: SuspiciousOperation) -> HttpResponse:
+    """Django refuses oversized or malformed requests with these; they are the client's."""
+    if isinstance(exc, RequestDataTooBig):
+        return problem(413, "The request body is too large.")
+    return problem(400, "The request is malformed.")
 
 
 class ProblemDetailsMiddleware:
@@ -197,6 +209,8 @@ class ProblemDetailsMiddleware:
             return None
         if isinstance(exc, Http404):
             return problem(404, "Not found.")
+        if isinstance(exc, SuspiciousOperation):
+            return suspicious_response(exc)
         if settings.DEBUG:
             return None
         logger.exception("unexpected error serving %s %s", request.method, request.path)

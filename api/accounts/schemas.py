@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from django.contrib.auth.models import Group, Permission
 from ninja import Schema
-from pydantic import AfterValidator, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
 from api.pagination import PageParams
 from backend.accounts import selectors
@@ -39,6 +39,11 @@ SearchTerm = Annotated[str, StringConstraints(**_stripped, max_length=100), _utf
 ResetToken = Annotated[str, StringConstraints(**_stripped, min_length=1, max_length=200), _utf8]
 
 
+class _Input(BaseModel):
+    """A request body: a JSON object, nothing else. (ninja's ``Schema`` reads attributes off
+    any value, so ``[]``, ``null`` or ``0`` would pass as an empty object.)"""
+
+
 # --- users ----------------------------------------------------------------------------------
 class UserBase(Schema):
     id: int
@@ -60,7 +65,7 @@ class MeOut(UserBase):
     permissions: list[str] = Field(description="Flat list of permission names the user holds.")
 
 
-class UserCreateIn(Schema):
+class UserCreateIn(_Input):
     name: Name
     email: Email
     password: Password
@@ -69,7 +74,7 @@ class UserCreateIn(Schema):
     )
 
 
-class _NoNulls(Schema):
+class _NoNulls(_Input):
     """Fields may be left out; ``null`` is never a value."""
 
     @field_validator("*", mode="before")
@@ -102,13 +107,13 @@ class UserListQuery(PageParams):
 
 
 # --- auth -----------------------------------------------------------------------------------
-class RegisterIn(Schema):
+class RegisterIn(_Input):
     name: Name
     email: Email
     password: Password
 
 
-class LoginIn(Schema):
+class LoginIn(_Input):
     email: Email
     password: Password
     device_name: DeviceName = ""
@@ -121,11 +126,11 @@ class TokenOut(Schema):
     user: UserOut
 
 
-class ForgotPasswordIn(Schema):
+class ForgotPasswordIn(_Input):
     email: Email
 
 
-class ResetPasswordIn(Schema):
+class ResetPasswordIn(_Input):
     email: Email
     token: ResetToken
     password: Password
