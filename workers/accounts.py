@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from celery import shared_task
 from django.conf import settings
@@ -32,7 +33,9 @@ def send_password_reset_email(user_id: int) -> bool:
     context = {
         "user": user,
         "token": token,
-        "reset_url": settings.PASSWORD_RESET_URL.format(email=user.email, token=token),
+        "reset_url": settings.PASSWORD_RESET_URL.format(
+            email=quote(user.email, safe="@"), token=quote(token, safe="")
+        ),
         "valid_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
     }
     send_mail(
