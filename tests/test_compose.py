@@ -1,0 +1,167 @@
+"""compose/: the files parse, hang together, and document every setting.
+
+No Docker engine here: the compose file is parsed as YAML (PyYAML in this interpreter, else a
+system python3 that has it) and validated by `docker compose config` when the client has the
+compose plugin. Every environment variable backend/settings.py reads must appear in
+compose/env.example and in README.md's configuration table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "compose"
+COMPOSE_FILE = COMPOSE / "docker-compose.yml"
+ENV_CALL = re.compile(
+    r"\benv(?:\.(?:str|int|bool|list|float|db_url|email_url|url|json|dict|path|bytes))?"
+    r"\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']"
+)
+SERVICES = {"db", "redis", "migrate", "web", "worker", "beat", "nginx"}
+
+
+def settings_variables() -> list[str]:
+    text = (ROOT / "backend" / "settings.py").read_text()
+    names = sorted(set(ENV_CALL.findall(text)))
+    assert len(names) > 30, names  # the pattern still matches how settings.py reads them
+    return names
+
+
+@cache
+def compose_document() -> dict[str, Any]:
+    try:
+        import yaml
+    except ImportError:
+        yaml = None
+    if yaml is not None:
+        return yaml.safe_load(COMPOSE_FILE.read_text())
+    program = "import json, sys, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)"
+    for python in ("/usr/bin/python3", shutil.which("python3")):
+        if not python or not os.path.exists(python):
+            continue
+        result = subprocess.run(
+            [python, "-c", program, str(COMPOSE_FILE)],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        if result.returncode == 0:
+            return json.loads(result.stdout)
+    pytest.skip("no YAML parser: neither PyYAML here nor a python3 with it")
+
+
+def docker_compose_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    result = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return result.returncode == 0
+
+
+def test_docker_compose_config_validates() -> None:
+    if not docker_compose_available():
+        pytest.skip("docker compose plugin not installed")
+    result = subprocess.run(
+        ["docker", "compose", "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_services_and_wiring() -> None:
+    document = compose_document()
+    services = document["services"]
+    assert set(services) == SERVICES
+    for name in ("migrate", "web", "worker", "beat"):
+        service = services[name]
+        assert service["build"]["dockerfile"] == "compose/Dockerfile"
+        assert service["env_file"] == ["${TRITON_ENV_FILE:-env.example}"]
+        script = service["command"][0]
+        assert script.startswith("/app/compose/") and script.endswith("/start")
+        local = COMPOSE / script.removeprefix("/app/compose/")
+        assert local.is_file() and os.access(local, os.X_OK), local
+    assert str(services["web"]["deploy"]["replicas"]).startswith("${WEB_REPLICAS")
+    assert "ports" not in services["web"], "web is reached through nginx only"
+    assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
+    assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
+    for name in ("db", "redis", "web", "worker", "nginx"):
+        assert services[name]["healthcheck"]["test"], name
+    assert "./nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in services["nginx"]["volumes"]
+    assert services["db"]["image"].startswith(("mariadb:", "mysql:"))
+    assert services["redis"]["image"].startswith(("redis:", "valkey/"))
+    assert set(document["volumes"]) >= {"mariadb-data", "redis-data", "media", "static"}
+
+
+def test_start_scripts_are_valid_bash() -> None:
+    scripts = sorted(COMPOSE.glob("*/start"))
+    assert {p.parent.name for p in scripts} >= {"web", "worker", "beat", "migrate"}
+    for script in [*scripts, ROOT / "scripts" / "run.sh"]:
+        text = script.read_text()
+        assert text.startswith("#!/bin/bash") or text.startswith("#!/usr/bin/env bash"), script
+        assert "errexit" in text or "set -euo pipefail" in text, script
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, (script, result.stderr)
+
+
+def test_dockerfile() -> None:
+    text = (COMPOSE / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim", text, re.MULTILINE)
+    assert "uv sync --frozen" in text
+    assert "wkhtmltopdf" in text
+    user = re.findall(r"^USER (\S+)", text, re.MULTILINE)
+    assert user and user[-1] not in ("root", "0")
+
+
+def test_nginx_upgrades_websockets_and_restricts_metrics() -> None:
+    text = (COMPOSE / "nginx" / "nginx.conf").read_text()
+    ws = text[text.index("location /ws/") :]
+    ws = ws[: ws.index("}")]
+    assert "proxy_set_header Upgrade $http_upgrade;" in ws
+    assert "proxy_set_header Connection $connection_upgrade;" in ws
+    assert "proxy_set_header Host $host;" in ws
+    assert "server web:8000" in text
+    metrics = text[text.index("metrics$") :]
+    assert "deny all;" in metrics[: metrics.index("}")]
+
+
+def _documented_in_env_example() -> set[str]:
+    text = (COMPOSE / "env.example").read_text()
+    return set(re.findall(r"^(?:#\s*)?([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
+
+
+def test_env_example_lists_every_setting() -> None:
+    documented = _documented_in_env_example()
+    missing = [name for name in settings_variables() if name not in documented]
+    assert not missing, f"add to compose/env.example: {missing}"
+    for extra in ("DJANGO_SUPERUSER_EMAIL", "DJANGO_SUPERUSER_PASSWORD", "DJANGO_SUPERUSER_NAME"):
+        assert extra in documented
+
+
+def test_env_example_values_are_consistent() -> None:
+    values = dict(
+        re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", (COMPOSE / "env.example").read_text(), re.M)
+    )
+    assert values["DATABASE_URL"].startswith("mysql://") and "@db:" in values["DATABASE_URL"]
+    assert values["REDIS_URL"].startswith("redis://redis:")
+    assert values["CELERY_BROKER_URL"].startswith("redis://redis:")
+    assert values["SERVE_STATIC"] == "false"
+    assert values["NUM_PROXIES"] == "1"
+    assert "CELERY_TASK_ALWAYS_EAGER" not in values  # computed from the broker
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in settings_variables() if f"| `{name}` |" not in readme]
+    assert not missing, f"add to README.md's configuration table: {missing}"
