@@ -16,9 +16,12 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from backend.core.errors import DomainError, FieldError, Throttled
 
@@ -77,6 +80,15 @@ def problem_responses(*statuses: int) -> dict[int, type[ProblemOut]]:
     **problem_responses(404, 422)}``. The handlers below produce the bodies."""
     return dict.fromkeys(statuses, ProblemOut)
 
+
+# Redis (cache, throttles) or the Celery broker gone: the client may retry, it did nothing wrong.
+_DEPENDENCY_DOWN = (
+    ConnectionError,
+    TimeoutError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    BrokerUnavailable,
+)
 
 # MySQL client errors that mean "the database is gone", not "your input is wrong".
 _DB_LOST_CODES = {2002, 2003, 2006, 2013, 2055}
@@ -166,7 +178,7 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(Exception)
     def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
-        if isinstance(exc, ConnectionError | TimeoutError):
+        if isinstance(exc, _DEPENDENCY_DOWN):
             logger.error("dependency unavailable", exc_info=exc)
             return problem(503, "A dependency is unavailable; try again shortly.")
         logger.exception("unexpected error serving %s %s", request.method, request.path)

@@ -123,6 +123,9 @@ def user_login(*, email: str, password: str, device_name: str = "") -> SignedIn:
     if wait is not None:
         raise Throttled(detail="Too many failed logins; try again later.", retry_after=wait)
     user = User.objects.filter(email=email).first()
+    if user is None:
+        # Hash anyway, so the answer's timing does not tell which emails have accounts.
+        User().set_password(password)
     if user is None or not user.check_password(password) or not user.is_active:
         throttling.record_hit(LOGIN_SCOPE, email, _login_rate())
         raise Unauthorized(detail="Wrong email or password, or the account is inactive.")

@@ -222,3 +222,17 @@ def test_an_oversized_body_is_413(anon: ApiClient, settings, problem) -> None:
     raw = b'{"email": "' + b"a" * too_big + b'", "password": "x"}'
     problem(anon.post("/auth/login", raw=raw), 413)
     problem(anon.post("/auth/register", raw=raw), 413)
+
+
+def test_a_dead_cache_is_503_not_500(anon: ApiClient, customer: User, settings, problem) -> None:
+    # Throttle counters live in the cache; point it at a closed port on loopback.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    credentials = {"email": customer.email, "password": "whatever-it-is-1"}
+    problem(anon.post("/auth/login", credentials), 503)
+    problem(anon.post("/auth/forgot-password", {"email": customer.email}), 503)
