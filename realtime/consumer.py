@@ -95,6 +95,12 @@ def _pending_bytes(base_send: Any) -> int:
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
+    # No channel-layer channel per socket: events come through the process's hub. This saves
+    # a layer channel and a receive task per socket, and keeps a Redis error in the layer's
+    # receive from killing the consumer (channels-redis' core layer does that every few
+    # seconds under load). An alias that names no layer makes Channels skip it.
+    channel_layer_alias = "realtime-no-per-socket-channel"
+
     hub: Hub
     user_id: int | None
     token_id: int | None

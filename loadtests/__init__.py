@@ -1,0 +1,1 @@
+"""Load tests (locust scenarios, later) and the benchmark runner behind `make bench`."""
