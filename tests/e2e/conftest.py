@@ -113,6 +113,10 @@ class Server:
             return 0
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -125,9 +129,8 @@ class Server:
             start_new_session=True,
         )
         log.close()
-        self._wait_ready()
 
-    def _wait_ready(self) -> None:
+    def wait_ready(self) -> None:
         assert self.proc is not None
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
@@ -178,6 +181,15 @@ class Server:
         return self._rest[key]
 
 
+# The configurations the suite uses: "main" (defaults), "b" (a second process like main),
+# "tight" (1 s auth timeout, at most 2 subscriptions per socket).
+STANDARD_SERVERS: dict[str, dict[str, str]] = {
+    "main": {},
+    "b": {},
+    "tight": {"WS_AUTH_TIMEOUT": "1", "WS_MAX_SUBSCRIPTIONS": "2"},
+}
+
+
 class ServerPool:
     """Starts servers on demand, one per configuration, and stops them all at the end."""
 
@@ -203,9 +215,26 @@ class ServerPool:
         )
 
     def get(self, name: str, **overrides: str) -> Server:
+        """The running server of that name, started now if needed. ``overrides`` (extra
+        environment) apply to names outside STANDARD_SERVERS."""
         server = self.servers.get(name)
         if server is not None and server.alive():
             return server
+        server = self._spawn(name, **STANDARD_SERVERS.get(name, overrides))
+        server.wait_ready()
+        return server
+
+    def warm_up(self) -> None:
+        """Start every standard server at once: startup costs seconds, in parallel."""
+        spawned = [
+            self._spawn(name, **env)
+            for name, env in STANDARD_SERVERS.items()
+            if name not in self.servers or not self.servers[name].alive()
+        ]
+        for server in spawned:
+            server.wait_ready()
+
+    def _spawn(self, name: str, **overrides: str) -> Server:
         port = free_port()
         server = Server(
             name=name,
@@ -213,8 +242,8 @@ class ServerPool:
             env=self.mariadb_env(**overrides),
             log_path=LOG_DIR / f"{os.getpid()}-{name}-{port}.log",
         )
-        server.start()
         self.servers[name] = server
+        server.spawn()
         return server
 
     def stop_all(self) -> None:
@@ -233,6 +262,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def server_pool(django_db_setup: None) -> Iterator[ServerPool]:
     # Read after django_db_setup: the test database's name (test_triton_<run id>).
     pool = ServerPool(connection.settings_dict["NAME"])
+    pool.warm_up()
     yield pool
     pool.stop_all()
 

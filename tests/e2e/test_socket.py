@@ -24,7 +24,7 @@ async def make_room(*members: object) -> Room:
 @pytest.fixture
 def tight(servers: ServerPool) -> Server:
     """Short auth timeout and a small subscription cap."""
-    return servers.get("tight", WS_AUTH_TIMEOUT="1", WS_MAX_SUBSCRIPTIONS="2")
+    return servers.get("tight")
 
 
 # --- auth ------------------------------------------------------------------------------------
