@@ -77,6 +77,14 @@ def _publish_user_updated(user: User) -> None:
     publish(f"user.{user.pk}", "user.updated", selectors.user_profile(user))
 
 
+def _reauthorize_on_commit(user: User) -> None:
+    """Rights changed: once committed, every server process re-checks the user's live
+    socket subscriptions and ends those the new roles no longer allow."""
+    from realtime.publish import reauthorize_user
+
+    reauthorize_user(user.pk)
+
+
 def _create_user(*, name: str, email: str, password: str, roles: list[str]) -> User:
     email = _validate_email(email)
     _ensure_email_free(email)
@@ -241,6 +249,7 @@ def user_update(*, actor: User, user_id: int, changes: dict[str, Any]) -> User:
             user.groups.set(groups)
             if not dirty:  # roles alone changed: the user still changed
                 user.save(update_fields=["updated_at"])
+            _reauthorize_on_commit(user)
         if deactivated:
             tokens_revoke_for_user(user=user)
         fresh = selectors.user_get(user_id=user.pk) or user
