@@ -182,11 +182,15 @@ class Server:
 
 
 # The configurations the suite uses: "main" (defaults), "b" (a second process like main),
-# "tight" (1 s auth timeout, at most 2 subscriptions per socket).
+# "tight" (1 s auth timeout, at most 2 subscriptions per socket, 256 KiB send queue).
 STANDARD_SERVERS: dict[str, dict[str, str]] = {
     "main": {},
     "b": {},
-    "tight": {"WS_AUTH_TIMEOUT": "1", "WS_MAX_SUBSCRIPTIONS": "2"},
+    "tight": {
+        "WS_AUTH_TIMEOUT": "1",
+        "WS_MAX_SUBSCRIPTIONS": "2",
+        "WS_SEND_QUEUE_BYTES": str(256 * 1024),
+    },
 }
 
 
@@ -410,10 +414,13 @@ async def open_ws() -> AsyncIterator[OpenWS]:
     """``await open_ws(server, token=None, origin=None)``: a connected (and authenticated) WS."""
     opened: list[WS] = []
 
-    async def factory(server: Server, token: str | None = None, origin: str | None = None) -> WS:
+    async def factory(
+        server: Server, token: str | None = None, origin: str | None = None, **kwargs: Any
+    ) -> WS:
         headers = {"Origin": origin} if origin else None
+        kwargs.setdefault("max_size", 2**22)
         conn = await asyncio.wait_for(
-            connect(server.ws_url, additional_headers=headers, open_timeout=5, max_size=2**22),
+            connect(server.ws_url, additional_headers=headers, open_timeout=5, **kwargs),
             6,
         )
         ws = WS(conn)

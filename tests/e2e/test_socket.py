@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 
 import pytest
+from channels.db import database_sync_to_async
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from backend.messaging.models import Room
@@ -16,8 +19,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.m
 
 
 async def make_room(*members: object) -> Room:
-    from channels.db import database_sync_to_async
-
     return await database_sync_to_async(RoomFactory)(members=list(members))
 
 
@@ -311,3 +312,75 @@ async def test_revoked_token_closes_its_socket_only(server: Server, open_ws: Ope
     await again.send({"type": "auth", "token": issued.plain_text})
     assert await again.close_code() == 4401
     assert other.pk
+
+
+# --- expiry and slow readers -----------------------------------------------------------------
+async def test_token_expiring_while_connected_closes_4401(server: Server, open_ws: OpenWS) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from backend.accounts.models import PersonalAccessToken
+
+    me, issued = await make_user()
+    await database_sync_to_async(PersonalAccessToken.objects.filter(pk=issued.token.pk).update)(
+        expires_at=timezone.now() + timedelta(seconds=1.5)
+    )
+    ws: WS = await open_ws(server, issued.plain_text)
+    await ws.subscribe(f"user.{me.pk}")
+    assert await ws.close_code(timeout=4) == 4401
+    again: WS = await open_ws(server)
+    await again.send({"type": "auth", "token": issued.plain_text})
+    assert await again.close_code() == 4401
+
+
+async def test_reader_that_falls_behind_is_closed(tight: Server, open_ws: OpenWS) -> None:
+    """WS_SEND_QUEUE_BYTES=256 KiB on "tight": a client that stops reading while ~7 MB of
+    events are published (more than both kernels' socket buffers hold) is closed, not
+    buffered for without end."""
+    from realtime.publish import publish
+
+    me, issued = await make_user()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", tight.port))
+    sock.setblocking(False)
+    # max_queue=1: the client library stops reading from TCP as soon as one frame waits.
+    slow: WS = await open_ws(tight, issued.plain_text, sock=sock, max_queue=1)
+    await slow.subscribe(f"user.{me.pk}")
+    # A reader that keeps up: reads concurrently, and its client library never pauses.
+    watcher: WS = await open_ws(tight, issued.plain_text, max_queue=None)
+    await watcher.subscribe(f"user.{me.pk}")
+
+    blob = "x" * (50 * 1024)
+
+    def flood() -> None:
+        for n in range(150):
+            publish(f"user.{me.pk}", "user.updated", {"n": n, "blob": blob})
+
+    async def read_all() -> list[int]:
+        return [
+            (await watcher.recv_event("user.updated", timeout=10))["data"]["n"] for _ in range(150)
+        ]
+
+    log_start = tight.log_size()
+    reading = asyncio.create_task(read_all())
+    await database_sync_to_async(flood)()
+    assert await reading == list(range(150))
+    # The close frame waits behind the unread data: a client that reads it late sees 4008;
+    # when daphne gives up on the close handshake first, the TCP connection is dropped (1006).
+    # Either way the server ended it, and says why.
+    received = 0
+
+    async def drain_slow() -> int | None:
+        nonlocal received
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await slow.conn.recv()
+                received += 1
+        return slow.conn.close_code
+
+    assert await asyncio.wait_for(drain_slow(), 15) in (4008, 1006)
+    assert received < 150
+    assert "closing a socket that reads too slowly" in tight.log_text(log_start)
+    await watcher.ping()
