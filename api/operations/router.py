@@ -141,7 +141,10 @@ def check_channel_layer() -> None:
     the pub/sub layer keeps one connection set per loop and flushes it when the loop closes.
     """
     seconds = _timeout()
-    asyncio.run(asyncio.wait_for(_layer_round_trip(), timeout=seconds))
+    try:
+        asyncio.run(asyncio.wait_for(_layer_round_trip(), timeout=seconds))
+    except TimeoutError as exc:
+        raise TimeoutError(f"no round trip within {seconds:.1f}s") from exc
 
     from realtime.history import get_history
 

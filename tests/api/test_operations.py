@@ -277,3 +277,19 @@ def test_ensure_superuser_skips_unset(db: None, monkeypatch: pytest.MonkeyPatch)
     call_command("ensure_superuser", stdout=out)
     assert "skipped" in out.getvalue()
     assert not User.objects.filter(is_superuser=True).exists()
+
+
+def test_a_hanging_channel_layer_cannot_hang_health(db: None, silent_port: int) -> None:
+    layers = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{silent_port}/0"]},
+        }
+    }
+    with override_settings(CHANNEL_LAYERS=layers, HEALTH_CHECK_TIMEOUT=0.5):
+        started = time.monotonic()
+        response = Client().get("/api/v1/health")
+        elapsed = time.monotonic() - started
+    body = _assert_failed(response, "channel_layer")
+    assert body["checks"]["channel_layer"].startswith("error: TimeoutError: no round trip within")
+    assert elapsed < 2.5
