@@ -182,7 +182,8 @@ class Server:
 
 
 # The configurations the suite uses: "main" (defaults), "b" (a second process like main),
-# "tight" (1 s auth timeout, at most 2 subscriptions per socket, 256 KiB send queue).
+# "tight" (1 s auth timeout, at most 2 subscriptions per socket, 256 KiB send queue), and
+# "ttl-a"/"ttl-b" (2 s presence TTL).
 STANDARD_SERVERS: dict[str, dict[str, str]] = {
     "main": {},
     "b": {},
@@ -191,6 +192,9 @@ STANDARD_SERVERS: dict[str, dict[str, str]] = {
         "WS_MAX_SUBSCRIPTIONS": "2",
         "WS_SEND_QUEUE_BYTES": str(256 * 1024),
     },
+    # A pair with a short presence TTL; "ttl-b" gets killed by its test.
+    "ttl-a": {"PRESENCE_TTL": "2"},
+    "ttl-b": {"PRESENCE_TTL": "2"},
 }
 
 
@@ -230,13 +234,23 @@ class ServerPool:
 
     def warm_up(self) -> None:
         """Start every standard server at once: startup costs seconds, in parallel."""
-        spawned = [
-            self._spawn(name, **env)
-            for name, env in STANDARD_SERVERS.items()
-            if name not in self.servers or not self.servers[name].alive()
-        ]
+        self.start_fresh(
+            {
+                name: env
+                for name, env in STANDARD_SERVERS.items()
+                if name not in self.servers or not self.servers[name].alive()
+            }
+        )
+
+    def start_fresh(self, configs: dict[str, dict[str, str]]) -> list[Server]:
+        """New processes for these names (old ones of the same name are stopped), in parallel."""
+        for name in configs:
+            if name in self.servers:
+                self.servers[name].stop()
+        spawned = [self._spawn(name, **env) for name, env in configs.items()]
         for server in spawned:
             server.wait_ready()
+        return spawned
 
     def _spawn(self, name: str, **overrides: str) -> Server:
         port = free_port()

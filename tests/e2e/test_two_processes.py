@@ -91,3 +91,36 @@ async def test_typing_and_presence_cross_processes(
     await on_b.close()
     left = await on_a.recv_event("presence.left")
     assert left["data"] == {"room_id": room.pk, "user_id": bob.pk}
+
+
+async def test_members_of_a_crashed_process_are_reported_left(
+    servers: ServerPool, open_ws: OpenWS
+) -> None:
+    """A process that dies (SIGKILL) cannot say goodbye for its sockets: their presence
+    entries expire after PRESENCE_TTL. The other members should then get presence.left."""
+    survivor, doomed = servers.get("ttl-a"), servers.get("ttl-b")  # PRESENCE_TTL=2
+    alice, alice_token = await make_user()
+    bob, bob_token = await make_user()
+    room = await database_sync_to_async(RoomFactory)(members=[alice, bob])
+    topic = f"room.{room.pk}"
+    on_a: WS = await open_ws(survivor, alice_token.plain_text)
+    await on_a.subscribe(topic)
+    on_b: WS = await open_ws(doomed, bob_token.plain_text)
+    await on_b.subscribe(topic)
+    await on_a.recv_until(
+        lambda f: f.get("event") == "presence.joined" and f["data"]["user_id"] == bob.pk
+    )
+
+    assert doomed.proc is not None
+    doomed.proc.kill()
+    doomed.proc.wait(5)
+    # Expired entries leave the presence list...
+    await asyncio.sleep(3)
+    again: WS = await open_ws(survivor, alice_token.plain_text)
+    assert (await again.subscribe(topic, id="p"))["presence"] == [alice.pk]
+    # ...and the members who watched Bob join are told he left.
+    left, _ = await on_a.recv_until(
+        lambda f: f.get("event") == "presence.left" and f["data"]["user_id"] == bob.pk,
+        timeout=2,
+    )
+    assert left["topic"] == topic
