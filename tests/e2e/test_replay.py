@@ -193,3 +193,37 @@ async def test_reconnect_seam_under_concurrent_commits(server: Server, open_ws: 
 
 async def test_reconnect_seam_across_two_processes(servers: ServerPool, open_ws: OpenWS) -> None:
     await run_seam([servers.get("main"), servers.get("b")], open_ws, count=60, seed=11)
+
+
+async def test_events_whose_fan_out_was_lost_are_repaired_from_history(
+    server: Server, open_ws: OpenWS
+) -> None:
+    """What a layer reconnect drops (channels-redis re-subscribes and tells no one): events
+    appended to the topic's history whose PUBLISH never reached the server. The hub's sync
+    pass (REALTIME_SYNC_INTERVAL=0.5 here) must deliver them, in order, without a reconnect."""
+    from realtime.history import get_history
+    from realtime.publish import serialize
+
+    me, issued = await make_user()
+    topic = f"user.{me.pk}"
+    ws: WS = await open_ws(server, issued.plain_text)
+    await ws.subscribe(topic)
+    await rename(server, me.pk, issued.plain_text, "before")
+    before = await ws.recv_event("user.updated")
+
+    def lose(names: list[str]) -> None:
+        for name in names:
+            get_history().append(topic, "user.updated", serialize({"name": name}))
+
+    # The last events of a quiet topic: only the periodic sync can notice them.
+    await asyncio.to_thread(lose, ["lost1", "lost2"])
+    repaired = [await ws.recv_event("user.updated", timeout=4) for _ in range(2)]
+    assert [f["data"]["name"] for f in repaired] == ["lost1", "lost2"]
+    assert [seq_of(f["offset"]) for f in repaired] == [seq_of(before["offset"]) + n for n in (1, 2)]
+
+    # A gap followed by a live event: the live one makes the hub read the gap first.
+    await asyncio.to_thread(lose, ["lost3"])
+    await rename(server, me.pk, issued.plain_text, "after")
+    tail = [await ws.recv_event("user.updated", timeout=4) for _ in range(2)]
+    assert [f["data"]["name"] for f in tail] == ["lost3", "after"]
+    assert await ws.nothing(1.2)  # and nothing twice
