@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import LOG_DIR, PYTHON, ROOT, WS, OpenWS, Server, base_env, free_port
@@ -66,7 +67,7 @@ print("RESULT done")
 """
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, int, str]]:
     """A migrated SQLite database with one user, and a daphne serving it. (user id, token)"""
     work = tmp_path_factory.mktemp("embedded")
@@ -81,6 +82,25 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server,
     finally:
         server.stop()
         print(f"\n----- embedded server log -----\n{server.log_text()}")
+
+
+async def test_change_made_through_the_server_arrives_live(
+    embedded: tuple[Server, int, str], open_ws: OpenWS
+) -> None:
+    server, user_id, token = embedded
+    if not server.has_rest("patch", "/api/v1/users/{user_id}"):
+        pytest.fail("PATCH /api/v1/users/{user_id} is missing from the OpenAPI document")
+    ws: WS = await open_ws(server, token)
+    await ws.subscribe(f"user.{user_id}")
+    async with httpx.AsyncClient(base_url=server.http, timeout=10) as client:
+        answer = await client.patch(
+            f"/api/v1/users/{user_id}",
+            json={"name": "through the server"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert answer.status_code == 200, answer.text
+    event = await ws.recv_event("user.updated", timeout=3)
+    assert event["data"]["name"] == "through the server"
 
 
 async def test_event_committed_by_another_process_arrives_through_the_sweeper(
