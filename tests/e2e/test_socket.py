@@ -65,9 +65,12 @@ async def test_auth_in_time_is_not_closed_by_the_auth_timer(tight: Server, open_
 
 
 # --- origin ----------------------------------------------------------------------------------
-async def test_foreign_origin_is_refused(server: Server, open_ws: OpenWS) -> None:
+@pytest.mark.parametrize(
+    "origin", ["http://evil.example", "null", "http://localhost.evil.example", "file://"]
+)
+async def test_foreign_origin_is_refused(server: Server, open_ws: OpenWS, origin: str) -> None:
     with pytest.raises(InvalidStatus) as refused:
-        await open_ws(server, origin="http://evil.example")
+        await open_ws(server, origin=origin)
     assert refused.value.response.status_code == 403
 
 
