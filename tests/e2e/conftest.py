@@ -276,9 +276,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+def _prune_old_logs(max_age: float = 24 * 3600) -> None:
+    """Server logs of earlier runs (kept for post-mortems) go after a day."""
+    if not LOG_DIR.is_dir():
+        return
+    cutoff = time.time() - max_age
+    for path in LOG_DIR.glob("*.log"):
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+
+
 @pytest.fixture(scope="session")
 def server_pool(django_db_setup: None) -> Iterator[ServerPool]:
     # Read after django_db_setup: the test database's name (test_triton_<run id>).
+    _prune_old_logs()
     pool = ServerPool(connection.settings_dict["NAME"])
     pool.warm_up()
     yield pool
