@@ -26,7 +26,7 @@ from backend.accounts.models import User
 from backend.accounts.tokens import token_authenticate
 from backend.core.errors import DomainError
 from realtime.history import Offset, get_history
-from realtime.hub import Hub, event_frame, get_hub, spawn
+from realtime.hub import Hub, event_frame, get_hub, presence_event_data, spawn
 from realtime.publish import publish_ephemeral, publish_transient
 from realtime.topics import Topic, authorize_topic
 
@@ -365,7 +365,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             get_history().presence_join, topic, self.user_id, self.connection_id
         )
         if first:
-            await publish_ephemeral(topic, "presence.joined", self._presence_data(topic))
+            await publish_ephemeral(
+                topic, "presence.joined", presence_event_data(topic, self.user_id or 0)
+            )
 
     async def _presence_leave(self, topic: str) -> None:
         self.presence_topics.discard(topic)
@@ -373,10 +375,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             get_history().presence_leave, topic, self.user_id, self.connection_id
         )
         if last:
-            await publish_ephemeral(topic, "presence.left", self._presence_data(topic))
-
-    def _presence_data(self, topic: str) -> dict[str, Any]:
-        return {"room_id": int(topic.rsplit(".", 1)[1]), "user_id": self.user_id}
+            await publish_ephemeral(
+                topic, "presence.left", presence_event_data(topic, self.user_id or 0)
+            )
 
 
 _CORE_HANDLERS: dict[str, FrameHandler] = {

@@ -68,6 +68,9 @@ def _new_epoch() -> str:
 class History:
     """Interface; all methods are synchronous (call them with asyncio.to_thread from async)."""
 
+    # Shared by every process (Redis) or private to this one (memory).
+    shared = True
+
     def append(self, topic: str, event: str, data_json: str) -> Offset:
         raise NotImplementedError
 
@@ -91,6 +94,10 @@ class History:
     def presence_refresh(self, entries: list[tuple[str, int, str]]) -> None:
         raise NotImplementedError
 
+    def presence_expire(self, topic: str) -> list[int]:
+        """Drop connections whose heartbeat stopped (a dead process); the users left."""
+        raise NotImplementedError
+
     def presence_list(self, topic: str) -> list[int]:
         raise NotImplementedError
 
@@ -100,6 +107,8 @@ class History:
 
 class MemoryHistory(History):
     """Process-local history for the embedded default."""
+
+    shared = False
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -146,8 +155,18 @@ class MemoryHistory(History):
     def presence_leave(self, topic: str, user_id: int, connection_id: str) -> bool:
         with self._lock:
             members = self._presence.setdefault(topic, {})
-            members.pop(connection_id, None)
+            if members.pop(connection_id, None) is None:
+                return False
             return user_id not in _live_users(members)
+
+    def presence_expire(self, topic: str) -> list[int]:
+        with self._lock:
+            members = self._presence.get(topic, {})
+            now = time.time()
+            expired = {c: u for c, (u, expires) in members.items() if expires <= now}
+            for connection_id in expired:
+                del members[connection_id]
+            return sorted(set(expired.values()) - _live_users(members))
 
     def presence_refresh(self, entries: list[tuple[str, int, str]]) -> None:
         with self._lock:
@@ -196,11 +215,12 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return {epoch, seq}
 """
 
-# KEYS: presence zset. ARGV: member, expiry score, now, user id prefix "<user>:".
+# Presence: one sorted set per topic, members "<user>:<connection>", scored by expiry time.
+# Expired members are removed only by the expiry script, which reports who left with them.
+# KEYS: presence zset. ARGV: member, expiry score, now, "<user>:", key ttl.
 _PRESENCE_JOIN_SCRIPT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 local others = 0
-for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[3], '+inf')) do
   if string.sub(member, 1, string.len(ARGV[4])) == ARGV[4] and member ~= ARGV[1] then
     others = others + 1
   end
@@ -210,14 +230,36 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 return others
 """
 
+# KEYS: presence zset. ARGV: member, now, "<user>:".
 _PRESENCE_LEAVE_SCRIPT = """
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 local others = 0
-for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf')) do
   if string.sub(member, 1, string.len(ARGV[3])) == ARGV[3] then others = others + 1 end
 end
+if removed == 0 then return -1 end
 return others
+"""
+
+# KEYS: presence zset. ARGV: now. Returns the users whose last connection just expired;
+# atomic, so of several processes sweeping the same room exactly one reports each user.
+_PRESENCE_EXPIRE_SCRIPT = """
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if #expired == 0 then return {} end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local live = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  live[string.match(member, '^(%d+):')] = true
+end
+local gone, seen = {}, {}
+for _, member in ipairs(expired) do
+  local user = string.match(member, '^(%d+):')
+  if not live[user] and not seen[user] then
+    seen[user] = true
+    table.insert(gone, user)
+  end
+end
+return gone
 """
 
 
@@ -232,6 +274,7 @@ class RedisHistory(History):
         self._append = self.client.register_script(_APPEND_SCRIPT)
         self._join = self.client.register_script(_PRESENCE_JOIN_SCRIPT)
         self._leave = self.client.register_script(_PRESENCE_LEAVE_SCRIPT)
+        self._expire = self.client.register_script(_PRESENCE_EXPIRE_SCRIPT)
 
     def _meta(self, topic: str) -> str:
         return f"{self.prefix}:{{{topic}}}:meta"
@@ -299,7 +342,13 @@ class RedisHistory(History):
             keys=[self._presence(topic)],
             args=[f"{user_id}:{connection_id}", time.time(), f"{user_id}:"],
         )
+        # -1: the entry had already expired, and the expiry sweep reported the departure.
         return int(others) == 0
+
+    def presence_expire(self, topic: str) -> list[int]:
+        return [
+            int(user) for user in self._expire(keys=[self._presence(topic)], args=[time.time()])
+        ]
 
     def presence_refresh(self, entries: list[tuple[str, int, str]]) -> None:
         if not entries:

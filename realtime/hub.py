@@ -27,7 +27,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from realtime.history import Offset, StoredEvent, get_history
-from realtime.publish import CONTROL_GROUP, topic_group
+from realtime.publish import CONTROL_GROUP, publish_ephemeral, topic_group
 
 if TYPE_CHECKING:
     from realtime.consumer import RealtimeConsumer
@@ -52,6 +52,11 @@ def event_frame(topic: str, event: str, offset: Offset | None, data_json: str) -
         f'{{"type":"event","topic":{json.dumps(topic)},"event":{json.dumps(event)},'
         f'"offset":{offset_json},"data":{data_json}}}'
     )
+
+
+def presence_event_data(topic: str, user_id: int) -> dict[str, int]:
+    """``presence.joined`` / ``presence.left`` data; presence exists for rooms only."""
+    return {"room_id": int(topic.rsplit(".", 1)[1]), "user_id": user_id}
 
 
 @dataclass
@@ -267,6 +272,8 @@ class Hub:
                 logger.exception("in-process outbox sweep failed")
 
     async def _presence_heartbeat(self) -> None:
+        """Keep this process's presence entries alive, and report members whose process
+        died: their entries stop being refreshed and expire after PRESENCE_TTL."""
         entries = [
             (topic, consumer.user_id, consumer.connection_id)
             for consumer in self.connections
@@ -274,12 +281,20 @@ class Hub:
         ]
         if entries:
             await asyncio.to_thread(self.history.presence_refresh, entries)
+        for topic in {topic for topic, _, _ in entries}:
+            for user_id in await asyncio.to_thread(self.history.presence_expire, topic):
+                await publish_ephemeral(topic, "presence.left", presence_event_data(topic, user_id))
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 _hub_starting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def hub_running() -> bool:
+    """Whether this process serves sockets (has started a hub)."""
+    return bool(_hubs)
 
 
 async def get_hub() -> Hub:

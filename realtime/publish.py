@@ -68,8 +68,13 @@ def _group_send(group: str, message: dict[str, Any]) -> None:
 def relay_outbox_event(row: OutboxEvent) -> Offset | None:
     """Append to the topic's history, fan out, mark relayed. At least once: a crash after
     the append and before the mark makes the sweeper send it again with a new offset."""
+    history = get_history()
+    if not history.shared and not _serves_sockets():
+        # Embedded default, and this process (a shell, a worker) has no sockets: its private
+        # history and layer reach no one. The server process's own sweeper relays the row.
+        return None
     try:
-        offset = get_history().append(row.topic, row.event, row.payload)
+        offset = history.append(row.topic, row.event, row.payload)
         _group_send(
             topic_group(row.topic), event_message(row.topic, offset, row.event, row.payload)
         )
@@ -79,6 +84,12 @@ def relay_outbox_event(row: OutboxEvent) -> Offset | None:
         return None
     OutboxEvent.objects.filter(pk=row.pk).update(relayed_at=timezone.now(), offset=str(offset))
     return offset
+
+
+def _serves_sockets() -> bool:
+    from realtime.hub import hub_running
+
+    return hub_running()
 
 
 def sweep_outbox(*, older_than: timedelta | None = None, batch: int = 500) -> int:

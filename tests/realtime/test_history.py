@@ -83,3 +83,16 @@ def test_redis_history_restarts_with_a_new_epoch_after_it_is_lost() -> None:
     new = history.append("user.1", "a", "{}")
     assert new.seq == 1 and new.epoch != old.epoch
     assert history.read_after("user.1", old).recovered is False
+
+
+@override_settings(PRESENCE_TTL=0)
+def test_presence_of_a_dead_process_expires_and_is_reported_once(history) -> None:
+    history.presence_join("room.2", 7, "dead-conn")
+    history.presence_join("room.2", 8, "dead-conn-2")
+    with override_settings(PRESENCE_TTL=60):
+        history.presence_join("room.2", 8, "live-conn")  # user 8 is still online elsewhere
+    assert history.presence_expire("room.2") == [7]
+    assert history.presence_expire("room.2") == []  # a second sweeper reports nothing
+    assert history.presence_list("room.2") == [8]
+    # Leaving after one's entry expired is not a second departure.
+    assert history.presence_leave("room.2", 7, "dead-conn") is False
