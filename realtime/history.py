@@ -263,6 +263,11 @@ return gone
 """
 
 
+def _presence_key_ttl() -> int:
+    # Outlives its members long enough for the expiry sweep to report their departure.
+    return max(settings.PRESENCE_TTL * 4, 60)
+
+
 class RedisHistory(History):
     def __init__(self, url: str, prefix: str = "triton:rt") -> None:
         import redis
@@ -332,7 +337,7 @@ class RedisHistory(History):
                 now + settings.PRESENCE_TTL,
                 now,
                 f"{user_id}:",
-                settings.PRESENCE_TTL * 2,
+                _presence_key_ttl(),
             ],
         )
         return int(others) == 0
@@ -357,7 +362,7 @@ class RedisHistory(History):
         pipe = self.client.pipeline(transaction=False)
         for topic, user_id, connection_id in entries:
             pipe.zadd(self._presence(topic), {f"{user_id}:{connection_id}": expires})
-            pipe.expire(self._presence(topic), settings.PRESENCE_TTL * 2)
+            pipe.expire(self._presence(topic), _presence_key_ttl())
         pipe.execute()
 
     def presence_list(self, topic: str) -> list[int]:
