@@ -5,6 +5,11 @@ from django.contrib.auth.models import Group
 from guardian.admin import GuardedModelAdminMixin
 
 from backend.accounts.models import PersonalAccessToken, Role, User
+from backend.accounts.services import (
+    VisibleUserState,
+    role_permissions_changed,
+    user_saved_elsewhere,
+)
 
 
 @admin.register(User)
@@ -23,6 +28,18 @@ class UserAdmin(GuardedModelAdminMixin, DjangoUserAdmin):
         (None, {"classes": ("wide",), "fields": ("email", "name", "password1", "password2")}),
     )
 
+    def save_model(self, request, obj, form, change) -> None:  # type: ignore[no-untyped-def]
+        stored = User.objects.filter(pk=obj.pk).first() if change else None
+        request._user_before_admin_save = VisibleUserState.of(stored) if stored else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change) -> None:  # type: ignore[no-untyped-def]
+        super().save_related(request, form, formsets, change)
+        # Groups are saved only now: publish, revoke and re-authorize like the API does.
+        user_saved_elsewhere(
+            user_id=form.instance.pk, before=getattr(request, "_user_before_admin_save", None)
+        )
+
 
 class RoleInline(admin.StackedInline):
     model = Role
@@ -35,6 +52,12 @@ admin.site.unregister(Group)
 @admin.register(Group)
 class RoleGroupAdmin(DjangoGroupAdmin):
     inlines = (RoleInline,)
+
+    def save_related(self, request, form, formsets, change) -> None:  # type: ignore[no-untyped-def]
+        before = set(form.instance.permissions.values_list("pk", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        if change and before != set(form.instance.permissions.values_list("pk", flat=True)):
+            role_permissions_changed(group=form.instance)
 
 
 @admin.register(PersonalAccessToken)

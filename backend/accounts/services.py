@@ -272,12 +272,62 @@ def user_delete(*, actor: User, user_id: int) -> None:
 
 
 def superuser_ensure(*, email: str, password: str, name: str = "") -> User:
-    """Idempotent: make sure this superuser exists and holds the Admin role."""
+    """Idempotent: make sure this superuser exists and holds the Admin role.
+
+    An existing account with that email is promoted (its password is left as it is)."""
     from backend.accounts.catalog import ADMIN
 
     with transaction.atomic():
         user = User.objects.filter(email=normalize_email(email)).first()
         if user is None:
             user = User.objects.create_superuser(email=email, password=password, name=name)
+        elif not (user.is_superuser and user.is_staff and user.is_active):
+            user.is_superuser = user.is_staff = user.is_active = True
+            user.save(update_fields=["is_superuser", "is_staff", "is_active", "updated_at"])
         user.groups.add(Group.objects.get(name=ADMIN))
     return user
+
+
+@dataclass(frozen=True)
+class VisibleUserState:
+    """What ``user.updated`` shows and the socket's authorization depends on."""
+
+    name: str
+    email: str
+    is_active: bool
+    is_superuser: bool
+    roles: frozenset[str]
+
+    @classmethod
+    def of(cls, user: User) -> VisibleUserState:
+        return cls(
+            name=user.name,
+            email=user.email,
+            is_active=user.is_active,
+            is_superuser=user.is_superuser,
+            roles=frozenset(user.groups.values_list("name", flat=True)),
+        )
+
+
+def user_saved_elsewhere(*, user_id: int, before: VisibleUserState | None) -> None:
+    """Follow-up for a user changed outside ``user_update`` (the admin site): the same
+    event, revocation and re-authorization as a change through the API. Call it inside
+    the transaction that saved the user and its groups."""
+    fresh = selectors.user_get(user_id=user_id)
+    if fresh is None or before is None:
+        return
+    after = VisibleUserState.of(fresh)
+    if after == before:
+        return
+    if before.is_active and not after.is_active:
+        tokens_revoke_for_user(user=fresh)
+    if (before.roles, before.is_superuser) != (after.roles, after.is_superuser):
+        _reauthorize_on_commit(fresh)
+    _publish_user_updated(fresh)
+
+
+def role_permissions_changed(*, group: Group) -> None:
+    """A role's rights changed: every member's permission list changed with it."""
+    for member in selectors.user_list().filter(groups=group):
+        _reauthorize_on_commit(member)
+        _publish_user_updated(member)
