@@ -1,9 +1,9 @@
 import pytest
 from django.contrib.auth.models import Group
 
+from backend.accounts import selectors
 from backend.accounts.catalog import PERMISSIONS, ROLES
 from backend.accounts.seeding import seed_roles_and_permissions
-from backend.accounts import selectors
 
 
 @pytest.mark.django_db
