@@ -142,6 +142,13 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Realtime outbox ----------------------------------------------------------------------
+# Outbox rows younger than OUTBOX_RELAY_DELAY are left to their on_commit relay by the sweeper.
+# Embedded (no Redis): other processes' events reach sockets only through the server's own
+# sweeper, so it runs often.
+OUTBOX_RELAY_DELAY = env.int("OUTBOX_RELAY_DELAY", default=10 if REDIS_URL else 1)
+OUTBOX_SWEEP_INTERVAL = env.float("OUTBOX_SWEEP_INTERVAL", default=15.0 if REDIS_URL else 2.0)
+
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 # Without a broker the jobs run in-process, right after the commit that queued them, so the
@@ -166,7 +173,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "realtime-outbox-sweep": {
         "task": "realtime.sweep_outbox",
-        "schedule": env.float("OUTBOX_SWEEP_INTERVAL", default=15.0),
+        "schedule": OUTBOX_SWEEP_INTERVAL,
     },
     "accounts-purge-expired-tokens": {
         "task": "accounts.purge_expired_tokens",
@@ -248,9 +255,6 @@ PRESENCE_TTL = env.int("PRESENCE_TTL", default=60)
 REALTIME_KEY_PREFIX = env.str("REALTIME_KEY_PREFIX", default="triton:rt")
 # How often each server process checks that it missed no event of the topics it hosts.
 REALTIME_SYNC_INTERVAL = env.float("REALTIME_SYNC_INTERVAL", default=2.0)
-# Outbox rows younger than this are left to their on_commit relay by the sweeper.
-OUTBOX_RELAY_DELAY = env.int("OUTBOX_RELAY_DELAY", default=10)
-OUTBOX_SWEEP_INTERVAL = env.float("OUTBOX_SWEEP_INTERVAL", default=15.0)
 # Without a broker there is no beat: each server process sweeps the outbox itself.
 REALTIME_INPROCESS_SWEEP = env.bool("REALTIME_INPROCESS_SWEEP", default=CELERY_TASK_ALWAYS_EAGER)
 
