@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ninja import NinjaAPI
+from ninja.openapi.schema import OpenAPISchema
 
 from api import errors
 from api.security import token_auth
 
-api = NinjaAPI(
+
+class TritonAPI(NinjaAPI):
+    """NinjaAPI that builds its OpenAPI document once per process, not on every request
+    (about 30 ms of CPU each time, on a public URL)."""
+
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
+        key = (path_prefix, tuple(sorted((path_params or {}).items())))
+        cache: dict[Any, OpenAPISchema] = self.__dict__.setdefault("_openapi_cache", {})
+        if key not in cache:
+            cache[key] = super().get_openapi_schema(
+                path_prefix=path_prefix, path_params=path_params
+            )
+        return cache[key]
+
+
+api = TritonAPI(
     title="Triton API",
     version="1.0.0",
     description="Triton v3: accounts, commerce, content and app modules, with realtime events "
