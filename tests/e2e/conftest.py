@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,6 @@ class Server:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
-    _rest: dict[str, bool] = field(default_factory=dict)
 
     @property
     def http(self) -> str:
@@ -168,17 +167,6 @@ class Server:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def has_rest(self, method: str, path: str) -> bool:
-        """Whether the server's OpenAPI document lists this operation (REST may be unwritten)."""
-        key = f"{method} {path}"
-        if key not in self._rest:
-            try:
-                doc = httpx.get(f"{self.http}/api/v1/openapi.json", timeout=5).json()
-                self._rest[key] = method.lower() in doc.get("paths", {}).get(path, {})
-            except (httpx.HTTPError, ValueError):
-                self._rest[key] = False
-        return self._rest[key]
 
 
 # The configurations the suite uses: "main" (defaults), "b" (a second process like main),
@@ -473,23 +461,15 @@ async def make_user(roles: list[str] | None = None) -> tuple[User, IssuedToken]:
 
 
 def rename_sync(server: Server, user_id: int, token: str, name: str) -> None:
-    """A committed change of the user's name: REST PATCH on ``server`` when that endpoint
-    exists, else the service in this process. Either way user.updated must follow."""
-    if server.has_rest("patch", "/api/v1/users/{user_id}") or server.has_rest(
-        "patch", "/api/v1/users/{id}"
-    ):
-        answer = httpx.patch(
-            f"{server.http}/api/v1/users/{user_id}",
-            json={"name": name},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
-        assert answer.status_code == 200, answer.text
-        return
-    from backend.accounts.services import user_update
-
-    actor = User.objects.get(pk=user_id)
-    user_update(actor=actor, user_id=user_id, changes={"name": name})
+    """A committed change of the user's name through REST PATCH on ``server``;
+    user.updated must follow."""
+    answer = httpx.patch(
+        f"{server.http}/api/v1/users/{user_id}",
+        json={"name": name},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=15,
+    )
+    assert answer.status_code == 200, answer.text
 
 
 async def rename(server: Server, user_id: int, token: str, name: str) -> None:
@@ -497,18 +477,13 @@ async def rename(server: Server, user_id: int, token: str, name: str) -> None:
 
 
 def revoke_sync(server: Server, issued: IssuedToken) -> None:
-    """Revoke a token: POST /auth/logout on ``server`` when present, else the service here."""
-    if server.has_rest("post", "/api/v1/auth/logout"):
-        answer = httpx.post(
-            f"{server.http}/api/v1/auth/logout",
-            headers={"Authorization": f"Bearer {issued.plain_text}"},
-            timeout=10,
-        )
-        assert answer.status_code == 204, answer.text
-        return
-    from backend.accounts.tokens import token_revoke
-
-    token_revoke(token=issued.token)
+    """Revoke a token through POST /auth/logout on ``server``."""
+    answer = httpx.post(
+        f"{server.http}/api/v1/auth/logout",
+        headers={"Authorization": f"Bearer {issued.plain_text}"},
+        timeout=10,
+    )
+    assert answer.status_code == 204, answer.text
 
 
 async def revoke(server: Server, issued: IssuedToken) -> None:

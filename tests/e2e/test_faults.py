@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 
@@ -25,6 +24,7 @@ from tests.e2e.conftest import (
     ServerPool,
     free_port,
     make_user,
+    rename_sync,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.soak, pytest.mark.django_db(transaction=True)]
@@ -45,8 +45,17 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -73,16 +82,6 @@ def private_redis() -> Iterator[PrivateRedis]:
     instance.kill()
 
 
-def rest_rename(server: Server, user_id: int, token: str, name: str) -> None:
-    answer = httpx.patch(
-        f"{server.http}/api/v1/users/{user_id}",
-        json={"name": name},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=15,
-    )
-    assert answer.status_code == 200, answer.text
-
-
 @pytest.mark.timeout(90)
 async def test_redis_outage_loses_no_committed_event(
     server_pool: ServerPool, private_redis: PrivateRedis, open_ws: OpenWS, transactional_db: None
@@ -105,13 +104,13 @@ async def test_redis_outage_loses_no_committed_event(
         token = issued.plain_text
         socket: WS = await open_ws(server, token)
         await socket.subscribe(f"user.{me.pk}")
-        await asyncio.to_thread(rest_rename, server, me.pk, token, "before")
+        await asyncio.to_thread(rename_sync, server, me.pk, token, "before")
         assert (await socket.recv_event("user.updated"))["data"]["name"] == "before"
 
         private_redis.kill()
         for name in ("during-1", "during-2", "during-3"):
             # The write commits; only its relay fails, and the outbox keeps the event.
-            await asyncio.to_thread(rest_rename, server, me.pk, token, name)
+            await asyncio.to_thread(rename_sync, server, me.pk, token, name)
         private_redis.start()
 
         names = []
@@ -120,7 +119,7 @@ async def test_redis_outage_loses_no_committed_event(
             names.append(event["data"]["name"])
         assert names == ["during-1", "during-2", "during-3"]
 
-        await asyncio.to_thread(rest_rename, server, me.pk, token, "after")
+        await asyncio.to_thread(rename_sync, server, me.pk, token, "after")
         assert (await socket.recv_event("user.updated", timeout=10))["data"]["name"] == "after"
     finally:
         server.stop()
