@@ -90,6 +90,9 @@ if _db["ENGINE"] == "django.db.backends.mysql":
     _db.setdefault("OPTIONS", {}).update(
         {
             "charset": "utf8mb4",
+            # Tables and the connection must agree, or comparisons with casts (guardian's
+            # object_pk joins) fail with "Illegal mix of collations".
+            "collation": env.str("DB_COLLATION", default="utf8mb4_unicode_ci"),
             "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=5),
             "read_timeout": env.int("DB_READ_TIMEOUT", default=30),
             "write_timeout": env.int("DB_WRITE_TIMEOUT", default=30),
@@ -101,7 +104,9 @@ if _db["ENGINE"] == "django.db.backends.mysql":
             ),
         }
     )
-    _db.setdefault("TEST", {}).update({"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
+    _db.setdefault("TEST", {}).update(
+        {"CHARSET": "utf8mb4", "COLLATION": _db["OPTIONS"]["collation"]}
+    )
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
