@@ -182,7 +182,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FLOOD)
             return
         raw = text_data if text_data is not None else bytes_data or b""
-        size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
+        size = len(raw.encode("utf-8", "surrogatepass")) if isinstance(raw, str) else len(raw)
         request_id = None
         try:
             if size > settings.WS_MAX_FRAME_BYTES:
