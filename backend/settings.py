@@ -266,6 +266,9 @@ PRESENCE_TTL = env.int("PRESENCE_TTL", default=60)
 REALTIME_KEY_PREFIX = env.str("REALTIME_KEY_PREFIX", default="triton:rt")
 # How often each server process checks that it missed no event of the topics it hosts.
 REALTIME_SYNC_INTERVAL = env.float("REALTIME_SYNC_INTERVAL", default=2.0)
+# How often each server process re-checks the tokens of its sockets (a safety net for a
+# revocation broadcast lost while Redis was away; revocations normally close sockets at once).
+REALTIME_TOKEN_RECHECK_INTERVAL = env.float("REALTIME_TOKEN_RECHECK_INTERVAL", default=30.0)
 # Without a broker there is no beat: each server process sweeps the outbox itself.
 REALTIME_INPROCESS_SWEEP = env.bool("REALTIME_INPROCESS_SWEEP", default=CELERY_TASK_ALWAYS_EAGER)
 

@@ -221,6 +221,7 @@ class Hub:
     async def _sync_loop(self) -> None:
         interval = settings.REALTIME_SYNC_INTERVAL
         heartbeat_every = max(1, int(settings.PRESENCE_TTL / 3 / interval))
+        token_check_every = max(1, int(settings.REALTIME_TOKEN_RECHECK_INTERVAL / interval))
         tick = 0
         while True:
             await asyncio.sleep(interval)
@@ -229,6 +230,8 @@ class Hub:
                 await self.sync_once()
                 if tick % heartbeat_every == 0:
                     await self._presence_heartbeat()
+                if tick % token_check_every == 0:
+                    await self.recheck_tokens()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -255,6 +258,21 @@ class Hub:
                 if seen.seq > state.last_seq:
                     logger.warning("hub repairs %s: %d -> %d", topic, state.last_seq, seen.seq)
                     await self._fill_gap(state, until=seen.seq)
+
+    async def recheck_tokens(self) -> None:
+        """Close sockets whose token stopped being valid without this process hearing of it
+        (a revocation broadcast lost while Redis was away)."""
+        from channels.db import database_sync_to_async
+
+        from backend.accounts.selectors import token_ids_no_longer_valid
+
+        token_ids = [c.token_id for c in self.connections if c.token_id and c.user_id]
+        if not token_ids:
+            return
+        invalid = await database_sync_to_async(token_ids_no_longer_valid)(token_ids)
+        for consumer in list(self.connections):
+            if consumer.token_id in invalid:
+                spawn(consumer.close_revoked())
 
     async def _sweep_loop(self) -> None:
         """The embedded default's stand-in for the beat job: relay stranded outbox rows."""

@@ -134,30 +134,29 @@ async def publish_transient(
     await get_channel_layer().group_send(topic_group(topic), message)
 
 
-def reauthorize_user(user_id: int) -> None:
-    """After a change of the user's rights commits, every process re-checks that user's
-    subscriptions and ends those no longer allowed (``unsubscribed`` with a reason)."""
+def _control_on_commit(message: dict[str, Any]) -> None:
+    """Broadcast a control message to every server process's hub once the caller commits.
+
+    Control messages are not events: a lost one is logged, and each hub's periodic token
+    check (``REALTIME_TOKEN_RECHECK_INTERVAL``) catches a missed revocation."""
 
     def send() -> None:
         try:
-            _group_send(CONTROL_GROUP, {"type": "rt.reauthorize", "user_id": user_id})
+            _group_send(CONTROL_GROUP, message)
         except Exception:
-            logger.exception("could not broadcast re-authorization")
+            logger.exception("could not broadcast %s", message["type"])
 
     transaction.on_commit(send)
+
+
+def reauthorize_user(user_id: int) -> None:
+    """After a change of the user's rights commits, every process re-checks that user's
+    subscriptions and ends those no longer allowed (``unsubscribed`` with a reason)."""
+    _control_on_commit({"type": "rt.reauthorize", "user_id": user_id})
 
 
 def disconnect_tokens(token_ids: list[int]) -> None:
     """Close, on every server process, the sockets authenticated with these tokens (4401).
 
-    Called inside the revoking transaction; acts once it commits.
-    """
-    ids = list(token_ids)
-
-    def send() -> None:
-        try:
-            _group_send(CONTROL_GROUP, {"type": "rt.revoke", "token_ids": ids})
-        except Exception:
-            logger.exception("could not broadcast token revocation")
-
-    transaction.on_commit(send)
+    Called inside the revoking transaction; acts once it commits."""
+    _control_on_commit({"type": "rt.revoke", "token_ids": list(token_ids)})

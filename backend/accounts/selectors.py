@@ -89,3 +89,18 @@ def user_profile(user: User) -> dict:
         "created_at": user.created_at.isoformat(),
         "updated_at": user.updated_at.isoformat(),
     }
+
+
+def token_ids_no_longer_valid(token_ids: list[int]) -> set[int]:
+    """Of these tokens, those revoked, expired, deleted, or whose user is inactive."""
+    from django.utils import timezone
+
+    from backend.accounts.models import PersonalAccessToken
+
+    valid = PersonalAccessToken.objects.filter(
+        pk__in=token_ids,
+        revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
+        user__is_active=True,
+    ).values_list("pk", flat=True)
+    return set(token_ids) - set(valid)

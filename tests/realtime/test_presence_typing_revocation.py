@@ -124,3 +124,26 @@ async def test_expired_token_socket_closes_when_it_expires(open_socket) -> None:
     )
     socket = await open_socket(plain)
     assert await socket.recv_close(timeout=2) == 4401
+
+
+async def test_hub_token_check_closes_sockets_whose_revocation_was_missed(open_socket) -> None:
+    """The revocation broadcast is lost (no on_commit hook ran): the hub's periodic check
+    still closes the socket."""
+    from django.utils import timezone
+
+    from backend.accounts.models import PersonalAccessToken
+    from realtime.hub import get_hub
+
+    user = await run_sync(UserFactory)
+    doomed_token = await run_sync(bearer_for, user)
+    kept_token = await run_sync(bearer_for, user)
+    doomed = await open_socket(doomed_token)
+    kept = await open_socket(kept_token)
+    await run_sync(
+        PersonalAccessToken.objects.filter(pk=int(doomed_token.split("|")[0])).update,
+        revoked_at=timezone.now(),
+    )
+    await (await get_hub()).recheck_tokens()
+    assert await doomed.recv_close(timeout=1) == 4401
+    await kept.send({"type": "ping"})
+    assert await kept.recv() == {"type": "pong"}
