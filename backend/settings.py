@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "api.errors.ProblemDetailsMiddleware",
+    "api.content_types.JsonContentTypeMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
