@@ -85,17 +85,23 @@ def _reauthorize_on_commit(user: User) -> None:
     reauthorize_user(user.pk)
 
 
-def _create_user(*, name: str, email: str, password: str, roles: list[str]) -> User:
-    email = _validate_email(email)
-    _ensure_email_free(email)
-    _validate_password(password, user=User(name=name, email=email))
-    groups = list(Group.objects.filter(name__in=roles))
-    if len(groups) != len(set(roles)):
-        unknown = sorted(set(roles) - {g.name for g in groups})
+def _roles_named(names: set[str]) -> list[Group]:
+    """The roles with these names; 422 naming the ones that do not exist."""
+    groups = list(Group.objects.filter(name__in=names))
+    if len(groups) != len(names):
+        unknown = sorted(names - {g.name for g in groups})
         raise ValidationFailed(
             detail=f"Unknown roles: {', '.join(unknown)}.",
             errors=[FieldError(loc=["body", "roles"], msg="Unknown role.")],
         )
+    return groups
+
+
+def _create_user(*, name: str, email: str, password: str, roles: list[str]) -> User:
+    email = _validate_email(email)
+    _ensure_email_free(email)
+    _validate_password(password, user=User(name=name, email=email))
+    groups = _roles_named(set(roles))
     try:
         with transaction.atomic():
             user = User.objects.create_user(email=email, password=password, name=name)
@@ -201,7 +207,8 @@ def user_update(*, actor: User, user_id: int, changes: dict[str, Any]) -> User:
         user = User.objects.select_for_update().filter(pk=user_id).first()
         if user is None:
             raise NotFound(detail="No such user.")
-        current_roles = set(user.groups.values_list("name", flat=True))
+        before = VisibleUserState.of(user)
+        current_roles = set(before.roles)
         wanted_roles = set(changes["roles"]) if "roles" in changes else current_roles
         # Sending back the representation one got (PUT) is fine; changing these is not.
         privileged = []
@@ -227,36 +234,19 @@ def user_update(*, actor: User, user_id: int, changes: dict[str, Any]) -> User:
             _validate_password(changes["password"], user=user)
             user.set_password(changes["password"])
             dirty.add("password")
-        deactivated = False
         if "is_active" in privileged:
             if user.pk == actor.pk and not changes["is_active"]:
                 raise Conflict(detail="You cannot deactivate yourself.")
             user.is_active = changes["is_active"]
-            deactivated = not user.is_active
             dirty.add("is_active")
-        groups: list[Group] = []
-        if "roles" in privileged:
-            groups = list(Group.objects.filter(name__in=wanted_roles))
-            if len(groups) != len(wanted_roles):
-                unknown = sorted(wanted_roles - {g.name for g in groups})
-                raise ValidationFailed(
-                    detail=f"Unknown roles: {', '.join(unknown)}.",
-                    errors=[FieldError(loc=["body", "roles"], msg="Unknown role.")],
-                )
+        groups = _roles_named(wanted_roles) if "roles" in privileged else []
         if dirty:
             user.save(update_fields=[*sorted(dirty), "updated_at"])
         if "roles" in privileged:
             user.groups.set(groups)
             if not dirty:  # roles alone changed: the user still changed
                 user.save(update_fields=["updated_at"])
-            _reauthorize_on_commit(user)
-        if deactivated:
-            tokens_revoke_for_user(user=user)
-        fresh = selectors.user_get(user_id=user.pk) or user
-        if (dirty - {"password"}) or "roles" in privileged:
-            # A fresh instance: no cached permissions of the old roles.
-            _publish_user_updated(fresh)
-    return fresh
+        return _follow_up_user_change(user_id=user.pk, before=before)
 
 
 def user_delete(*, actor: User, user_id: int) -> None:
@@ -305,25 +295,33 @@ class VisibleUserState:
             email=user.email,
             is_active=user.is_active,
             is_superuser=user.is_superuser,
-            roles=frozenset(user.groups.values_list("name", flat=True)),
+            roles=frozenset(group.name for group in user.groups.all()),  # uses a prefetch
         )
 
 
-def user_saved_elsewhere(*, user_id: int, before: VisibleUserState | None) -> None:
-    """Follow-up for a user changed outside ``user_update`` (the admin site): the same
-    event, revocation and re-authorization as a change through the API. Call it inside
-    the transaction that saved the user and its groups."""
-    fresh = selectors.user_get(user_id=user_id)
-    if fresh is None or before is None:
-        return
+def _follow_up_user_change(*, user_id: int, before: VisibleUserState) -> User:
+    """What every change of a user entails, whoever made it: deactivation revokes the
+    tokens, a change of rights re-checks live subscriptions, and any visible change publishes
+    ``user.updated``. Runs inside the saving transaction; returns the user as stored now (a
+    fresh instance: no cached permissions of the old roles)."""
+    fresh = selectors.user_list().get(pk=user_id)  # saved in this transaction
     after = VisibleUserState.of(fresh)
     if after == before:
-        return
+        return fresh
     if before.is_active and not after.is_active:
         tokens_revoke_for_user(user=fresh)
     if (before.roles, before.is_superuser) != (after.roles, after.is_superuser):
         _reauthorize_on_commit(fresh)
     _publish_user_updated(fresh)
+    return fresh
+
+
+def user_saved_elsewhere(*, user_id: int, before: VisibleUserState | None) -> None:
+    """Follow-up for a user changed outside ``user_update`` (the admin site): the same
+    event, revocation and re-authorization as a change through the API. Call it inside
+    the transaction that saved the user and its groups; ``before`` is None for a new user."""
+    if before is not None:
+        _follow_up_user_change(user_id=user_id, before=before)
 
 
 def role_permissions_changed(*, group: Group) -> None:
