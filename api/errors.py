@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.db import DatabaseError, OperationalError
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from ninja import NinjaAPI, Schema
@@ -139,10 +139,6 @@ def _is_database_lost(exc: BaseException) -> bool:
 def install(api: NinjaAPI) -> None:
     """Register the handlers on the NinjaAPI instance."""
 
-    @api.exception_handler(DomainError)
-    def on_domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
-        return domain_error_response(exc)
-
     @api.exception_handler(NinjaValidationError)
     def on_validation_error(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
         errors = _validation_errors(exc)
@@ -161,28 +157,29 @@ def install(api: NinjaAPI) -> None:
     def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         return problem(exc.status_code, str(exc))
 
-    @api.exception_handler(SuspiciousOperation)
-    def on_suspicious(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
-        return suspicious_response(exc)
-
-    @api.exception_handler(Http404)
-    def on_not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
-        return problem(404, "Not found.")
-
-    @api.exception_handler(DatabaseError)
-    def on_database_error(request: HttpRequest, exc: DatabaseError) -> HttpResponse:
-        if _is_database_lost(exc):
-            logger.error("database unavailable", exc_info=exc)
-            return problem(503, "The database is unavailable; try again shortly.")
-        return on_unexpected(request, exc)
-
     @api.exception_handler(Exception)
-    def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
-        if isinstance(exc, _DEPENDENCY_DOWN):
-            logger.error("dependency unavailable", exc_info=exc)
-            return problem(503, "A dependency is unavailable; try again shortly.")
-        logger.exception("unexpected error serving %s %s", request.method, request.path)
-        return problem(500, "An unexpected error occurred; it has been logged.")
+    def on_any_other(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return exception_response(request, exc)
+
+
+def exception_response(request: HttpRequest, exc: Exception) -> HttpResponse:
+    """The problem for an exception, wherever under /api/ it was raised (ninja views and
+    the middleware alike): the domain's own errors, client errors Django detected, a lost
+    dependency (503), and anything else (500, logged with the request id)."""
+    if isinstance(exc, DomainError):
+        return domain_error_response(exc)
+    if isinstance(exc, Http404):
+        return problem(404, "Not found.")
+    if isinstance(exc, SuspiciousOperation):
+        return suspicious_response(exc)
+    if _is_database_lost(exc):
+        logger.error("database unavailable", exc_info=exc)
+        return problem(503, "The database is unavailable; try again shortly.")
+    if isinstance(exc, _DEPENDENCY_DOWN):
+        logger.error("dependency unavailable", exc_info=exc)
+        return problem(503, "A dependency is unavailable; try again shortly.")
+    logger.exception("unexpected error serving %s %s", request.method, request.path)
+    return problem(500, "An unexpected error occurred; it has been logged.")
 
 
 def suspicious_response(exc: SuspiciousOperation) -> HttpResponse:
@@ -219,11 +216,7 @@ class ProblemDetailsMiddleware:
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
         if not request.path.startswith(self.prefix):
             return None
-        if isinstance(exc, Http404):
-            return problem(404, "Not found.")
-        if isinstance(exc, SuspiciousOperation):
-            return suspicious_response(exc)
-        if settings.DEBUG:
-            return None
-        logger.exception("unexpected error serving %s %s", request.method, request.path)
-        return problem(500, "An unexpected error occurred; it has been logged.")
+        unexpected = not isinstance(exc, DomainError | Http404 | SuspiciousOperation)
+        if unexpected and settings.DEBUG:
+            return None  # Django's debug page
+        return exception_response(request, exc)
