@@ -16,8 +16,8 @@ from pydantic import Field
 
 T = TypeVar("T")
 
-DEFAULT_LIMIT: int = getattr(settings, "NINJA_PAGINATION_PER_PAGE", 20)
-MAX_LIMIT: int = getattr(settings, "NINJA_PAGINATION_MAX_LIMIT", 100)
+DEFAULT_LIMIT: int = settings.NINJA_PAGINATION_PER_PAGE
+MAX_LIMIT: int = settings.NINJA_PAGINATION_MAX_LIMIT
 # Far beyond any real list, and far below what the database's LIMIT clause accepts.
 MAX_OFFSET = 10**9
 

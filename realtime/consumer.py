@@ -33,7 +33,6 @@ from realtime.topics import Topic, authorize_topic
 logger = logging.getLogger(__name__)
 
 # Close codes (README "Realtime protocol").
-CLOSE_BAD_FRAME = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_TOO_SLOW = 4008

@@ -47,7 +47,7 @@ _SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]*@", re.IGN
 
 
 def _timeout() -> float:
-    return float(getattr(settings, "HEALTH_CHECK_TIMEOUT", 2.0))
+    return float(settings.HEALTH_CHECK_TIMEOUT)
 
 
 def _reason(exc: BaseException) -> str:

@@ -70,6 +70,14 @@ class Role(models.Model):
         return self.group.name
 
 
+class PersonalAccessTokenQuerySet(models.QuerySet["PersonalAccessToken"]):
+    def live(self) -> PersonalAccessTokenQuerySet:
+        """Tokens that authenticate: not revoked, not expired, of an active user."""
+        return self.filter(
+            revoked_at__isnull=True, expires_at__gt=timezone.now(), user__is_active=True
+        )
+
+
 class PersonalAccessToken(models.Model):
     """A bearer token shaped ``<id>|<secret>``; only a SHA-256 of the secret is stored.
 
@@ -85,13 +93,11 @@ class PersonalAccessToken(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
+    objects = PersonalAccessTokenQuerySet.as_manager()
+
     class Meta:
         ordering = ("-id",)
         indexes = (models.Index(fields=("user", "revoked_at")),)
 
     def __str__(self) -> str:
         return f"token {self.pk} of {self.user_id}"
-
-    @property
-    def is_valid(self) -> bool:
-        return self.revoked_at is None and self.expires_at > timezone.now()

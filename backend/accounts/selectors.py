@@ -92,15 +92,9 @@ def user_profile(user: User) -> dict:
 
 
 def token_ids_no_longer_valid(token_ids: list[int]) -> set[int]:
-    """Of these tokens, those revoked, expired, deleted, or whose user is inactive."""
-    from django.utils import timezone
-
+    """Of these tokens, those that no longer authenticate (revoked, expired, deleted, or of
+    an inactive user)."""
     from backend.accounts.models import PersonalAccessToken
 
-    valid = PersonalAccessToken.objects.filter(
-        pk__in=token_ids,
-        revoked_at__isnull=True,
-        expires_at__gt=timezone.now(),
-        user__is_active=True,
-    ).values_list("pk", flat=True)
-    return set(token_ids) - set(valid)
+    live = PersonalAccessToken.objects.live().filter(pk__in=token_ids)
+    return set(token_ids) - set(live.values_list("pk", flat=True))

@@ -43,10 +43,10 @@ def token_authenticate(plain_text: str) -> PersonalAccessToken | None:
         return None
     if len(token_id) > 18 or len(secret) > 128:
         return None
-    token = PersonalAccessToken.objects.select_related("user").filter(pk=int(token_id)).first()
+    token = (
+        PersonalAccessToken.objects.live().select_related("user").filter(pk=int(token_id)).first()
+    )
     if token is None or not hmac.compare_digest(token.token_hash, _hash_secret(secret)):
-        return None
-    if not token.is_valid or not token.user.is_active:
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > settings.TOKEN_LAST_USED_RESOLUTION:
