@@ -31,9 +31,12 @@ def job_module_names() -> list[str]:
 # ``include``: the loader imports these wherever it loads tasks (worker, beat, enqueue).
 app = Celery("triton", include=job_module_names())
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# The current app for every thread (set_as_current covers only the importing thread): ASGI
+# and frame handlers run services in worker threads, and backend.core.jobs uses current_app.
+app.set_default()
 
 
-def _merge_beat_schedules(sender: Celery | None = None, **_: Any) -> None:
+def merge_beat_schedules(sender: Celery | None = None, **_: Any) -> None:
     """Import the job modules and merge their BEAT_SCHEDULE entries (a duplicate entry name
     across modules is a mistake: it raises)."""
     schedule: dict[str, dict[str, Any]] = {}
@@ -50,4 +53,4 @@ def _merge_beat_schedules(sender: Celery | None = None, **_: Any) -> None:
 
 # Sent by loader.import_default_modules() when a worker or a beat starts (after Celery's
 # Django fixup has set Django up).
-signals.import_modules.connect(_merge_beat_schedules, sender=app, weak=False)
+signals.import_modules.connect(merge_beat_schedules, sender=app, weak=False)

@@ -95,7 +95,9 @@ USERS_ENDPOINTS = [
 
 
 @pytest.mark.parametrize(("endpoint", "actor"), matrix(USERS_ENDPOINTS))
-def test_users_endpoints_refuse_whom_they_must(world: World, endpoint: Endpoint, actor: str) -> None:
+def test_users_endpoints_refuse_whom_they_must(
+    world: World, endpoint: Endpoint, actor: str
+) -> None:
     check(world, endpoint, actor)
 
 
