@@ -35,6 +35,10 @@ def permission_names() -> frozenset[str]:
 def default_roles() -> dict[str, tuple[str, tuple[str, ...]]]:
     """Role name -> (description, the permission names it holds by default)."""
     specs = registry.all()
+    for spec in specs:
+        unknown = set(spec.roles) - set(ROLE_DESCRIPTIONS)
+        if unknown:
+            raise ValueError(f"{spec.name} names roles that are not defaults: {sorted(unknown)}")
     roles: dict[str, tuple[str, tuple[str, ...]]] = {}
     for role, description in ROLE_DESCRIPTIONS.items():
         granted = tuple(s.name for s in specs if role == ADMIN or role in s.roles)

@@ -110,16 +110,23 @@ class PermissionRegistry:
         """Import ``<app>.permissions`` of every installed app and register its PERMISSIONS."""
         if self._discovered:
             return
-        for app_config in apps.get_app_configs():
-            # Only Triton's own apps: a third-party ``permissions`` module means something else.
-            if not app_config.name.startswith("backend.") or not module_has_submodule(
-                app_config.module, "permissions"
-            ):
-                continue
-            module = import_module(f"{app_config.name}.permissions")
-            for spec in getattr(module, "PERMISSIONS", ()):
-                self.register(spec)
-        self.validate()
+        before = dict(self._specs)
+        try:
+            for app_config in apps.get_app_configs():
+                # Only Triton's own apps: a third-party ``permissions`` module means something
+                # else.
+                if not app_config.name.startswith("backend.") or not module_has_submodule(
+                    app_config.module, "permissions"
+                ):
+                    continue
+                module = import_module(f"{app_config.name}.permissions")
+                for spec in getattr(module, "PERMISSIONS", ()):
+                    self.register(spec)
+            self.validate()
+        except Exception:
+            self._specs = before  # the next call reports the same mistake, not "declared twice"
+            self.__dict__.pop("_by_perm", None)
+            raise
         self._discovered = True
 
     def validate(self) -> None:

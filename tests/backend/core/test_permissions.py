@@ -289,3 +289,23 @@ def test_seeding_merges_a_stale_duplicate_row_into_the_declared_one() -> None:
     assert not Permission.objects.filter(pk=stale.pk).exists()
     assert permission_rows(["chat.use"]).get().pk == row.pk
     assert list(only_stale.permissions.all()) == [row]
+
+
+def test_a_default_role_that_does_not_exist_is_refused() -> None:
+    registry.all()
+    registry.register(PermissionSpec("testrooms.paint", "d", "messaging.Room", roles=("Painter",)))
+    try:
+        with pytest.raises(ValueError, match="Painter"):
+            default_roles()
+    finally:
+        registry.unregister("testrooms.paint")
+
+
+def test_an_implication_by_an_undeclared_right_is_refused() -> None:
+    registry.all()
+    registry.register(PermissionSpec("testrooms.x", "d", "messaging.Room", implied_by=("a.b",)))
+    try:
+        with pytest.raises(ValueError, match="undeclared"):
+            registry.validate()
+    finally:
+        registry.unregister("testrooms.x")
