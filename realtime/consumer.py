@@ -82,6 +82,22 @@ def _pending_bytes(base_send: Any) -> int:
     return len(buffered) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
 
 
+def _limit_incoming_message_size(base_send: Any) -> bool:
+    """Make daphne's websocket protocol (autobahn) refuse messages over WS_MAX_FRAME_BYTES
+    itself: it closes with 1009 as the oversized message starts arriving, without buffering
+    it (an application may not send 1009; autobahn only allows 1000 and 3000-4999). Set on
+    this connection's protocol before the handshake completes, so it holds for every frame.
+    False for other servers: the consumer's own size check then applies."""
+    protocol = getattr(base_send, "args", (None,))[0]
+    if protocol is None or not hasattr(protocol, "maxMessagePayloadSize"):
+        return False
+    protocol.maxMessagePayloadSize = settings.WS_MAX_FRAME_BYTES
+    protocol.maxFramePayloadSize = settings.WS_MAX_FRAME_BYTES
+    # Send the close frame (1009) rather than dropping the TCP connection without a reason.
+    protocol.failByDrop = False
+    return True
+
+
 class RealtimeConsumer(AsyncWebsocketConsumer):
     # No channel-layer channel per socket: events come through the process's hub. This saves
     # a layer channel and a receive task per socket, and keeps a Redis error in the layer's
@@ -102,6 +118,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.bucket = TokenBucket(settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST)
         self.closing = False
         self._timers: list[asyncio.TimerHandle] = []
+        _limit_incoming_message_size(self.base_send)
         await self.accept()
         loop = asyncio.get_running_loop()
         self._timers.append(

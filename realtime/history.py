@@ -25,9 +25,11 @@ from functools import cache
 
 from django.conf import settings
 
-# Epochs are "0" (nothing published yet) or 12 hex digits; seqs fit a signed 64-bit integer.
-# re.ASCII: \d must not match "²" or other Unicode digits that int() refuses.
-_OFFSET = re.compile(r"(?P<epoch>[0-9a-f]{1,32}):(?P<seq>\d{1,18})", re.ASCII)
+# Epochs this server gives out are "0" (nothing published yet) or 12 hex digits; any short
+# ASCII word is accepted (an unknown epoch is answered recovered: false, not an error).
+# Seqs fit a signed 64-bit integer. re.ASCII: \d must not match "²" or other Unicode digits
+# that int() refuses.
+_OFFSET = re.compile(r"(?P<epoch>[0-9A-Za-z_-]{1,32}):(?P<seq>\d{1,18})", re.ASCII)
 
 
 @dataclass(frozen=True)
