@@ -20,6 +20,8 @@ os.environ["DATABASE_URL"] = os.environ.get(
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("CELERY_BROKER_URL", os.environ["REDIS_URL"])
 os.environ.setdefault("LOG_FORMAT", "text")
+# Production settings refuse to start without one; server processes the suite starts inherit it.
+os.environ.setdefault("DJANGO_SECRET_KEY", f"test-only-secret-key-{TEST_RUN_ID}-not-for-production")
 
 from backend.settings import *  # noqa: E402,F403
 
