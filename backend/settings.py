@@ -342,7 +342,5 @@ NINJA_PAGINATION_MAX_LIMIT = 100
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
 # /metrics answers callers from these networks (the direct peer address, never a forwarded
 # header), or any caller sending "Authorization: Bearer <METRICS_BEARER_TOKEN>"; others get 404.
-METRICS_ALLOWED_NETWORKS = env.list(
-    "METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"]
-)
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
 METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
