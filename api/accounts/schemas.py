@@ -93,6 +93,11 @@ class UserPatchIn(_NoNulls):
     password: Password = None  # type: ignore[assignment]
     is_active: bool = None  # type: ignore[assignment]
     roles: list[RoleName] = Field(None, max_length=50)  # type: ignore[assignment]
+    current_password: Password = Field(  # type: ignore[assignment]
+        None,
+        description="Your current password: required to change your own password or email "
+        "(422 on this field when missing or wrong). Not needed by users.update for others.",
+    )
 
 
 class UserPutIn(UserPatchIn):
