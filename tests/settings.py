@@ -32,6 +32,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Jobs run on real workers where a test starts one; elsewhere they go to the broker.
 CELERY_TASK_ALWAYS_EAGER = False
+# Broadcasts (the health check's worker ping) reach only this run's workers.
+CELERY_CONTROL_EXCHANGE = f"triton-test-{TEST_RUN_ID}"
 SERVE_STATIC = False
 TRITON_VAR_DIR = "/tmp/triton-tests"
 MEDIA_ROOT = "/tmp/triton-tests/media"
