@@ -47,12 +47,13 @@ def test_every_error_answer_is_documented_as_problem_details(document) -> None:
                 assert answer["headers"]["Retry-After"]["required"] is True
 
 
+class ThingIn(Input):
+    name: Name
+
+
 def test_operations_added_later_get_the_problem_answers_too() -> None:
     later = Router()
     later_api = TritonAPI(title="t", version="0", urls_namespace="later-test")
-
-    class ThingIn(Input):
-        name: Name
 
     @later.post("/things", auth=None)
     def thing_create(request, payload: ThingIn) -> dict[str, str]:
