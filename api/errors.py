@@ -75,6 +75,10 @@ class ProblemOut(Schema):
     errors: list[ProblemFieldOut] | None = None
 
 
+def title_for(status: int) -> str:
+    return _TITLES.get(status, "Error")
+
+
 def problem_responses(*statuses: int) -> dict[int, type[ProblemOut]]:
     """OpenAPI documentation of an operation's error answers: ``response={200: X,
     **problem_responses(404, 422)}``. The handlers below produce the bodies."""

@@ -10,10 +10,15 @@ from ninja.openapi.schema import OpenAPISchema
 from api import errors
 from api.security import token_auth
 
+_BODY_METHODS = frozenset({"post", "put", "patch"})
+_HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
 
 class TritonAPI(NinjaAPI):
-    """NinjaAPI that builds its OpenAPI document once per process, not on every request
-    (about 30 ms of CPU each time, on a public URL)."""
+    """NinjaAPI whose OpenAPI document tells every error answer an operation can give, as
+    ``application/problem+json``: the statuses each view declares, plus those the platform
+    answers on its own (see :func:`document_problem_responses`). Built once per process, not
+    on every request (about 30 ms of CPU each time, on a public URL)."""
 
     def get_openapi_schema(
         self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
@@ -21,10 +26,68 @@ class TritonAPI(NinjaAPI):
         key = (path_prefix, tuple(sorted((path_params or {}).items())))
         cache: dict[Any, OpenAPISchema] = self.__dict__.setdefault("_openapi_cache", {})
         if key not in cache:
-            cache[key] = super().get_openapi_schema(
-                path_prefix=path_prefix, path_params=path_params
-            )
+            schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+            document_problem_responses(schema)
+            cache[key] = schema
         return cache[key]
+
+
+def _platform_statuses(method: str, operation: dict[str, Any]) -> set[int]:
+    """What any operation of this shape can answer whatever its view says: a malformed
+    request (400), a missing or bad token (401), a body too large or not JSON (413, 415),
+    failed validation (422), a dependency down (503)."""
+    statuses = {400, 503}
+    if operation.get("security"):
+        statuses.add(401)
+    if method in _BODY_METHODS:
+        statuses |= {413, 415}
+    if operation.get("parameters") or operation.get("requestBody"):
+        statuses.add(422)
+    return statuses
+
+
+def document_problem_responses(schema: dict[str, Any]) -> None:
+    """Every error answer of every operation, as RFC 9457 problem details: declared ones keep
+    their schema (ProblemOut, or the health failure shape) under the problem content type;
+    the platform's own are added."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem_schema = errors.ProblemOut.model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    for name, definition in problem_schema.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    components.setdefault(errors.ProblemOut.__name__, problem_schema)
+    problem_ref = {"$ref": f"#/components/schemas/{errors.ProblemOut.__name__}"}
+    for path_item in schema.get("paths", {}).values():
+        for method in _HTTP_METHODS:
+            operation = path_item.get(method)
+            if operation is None:
+                continue
+            # ninja keys them by int; JSON keys are strings: one spelling, or duplicates.
+            responses = {
+                str(code): answer for code, answer in operation.get("responses", {}).items()
+            }
+            operation["responses"] = responses
+            for status in sorted(_platform_statuses(method, operation)):
+                responses.setdefault(
+                    str(status),
+                    {
+                        "description": errors.title_for(status),
+                        "content": {errors.PROBLEM_CONTENT_TYPE: {"schema": problem_ref}},
+                    },
+                )
+            for status, response in responses.items():
+                if not (status.isdigit() and int(status) >= 400):
+                    continue
+                content = response.get("content") or {"": {"schema": problem_ref}}
+                body = next(iter(content.values()), {}) or {"schema": problem_ref}
+                response["content"] = {errors.PROBLEM_CONTENT_TYPE: body}
+                if int(status) == 429:
+                    response.setdefault("headers", {})["Retry-After"] = {
+                        "description": "Seconds to wait before trying again.",
+                        "schema": {"type": "integer", "minimum": 1},
+                        "required": True,
+                    }
 
 
 api = TritonAPI(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
 from backend.accounts.models import PersonalAccessToken, User
 from backend.accounts.tokens import token_authenticate
+from backend.core.throttling import client_address
+
+__all__ = ["client_address", "current_token", "current_user", "token_auth"]
 
 
 class TokenAuth(HttpBearer):
@@ -31,21 +33,3 @@ def current_user(request: HttpRequest) -> User:
 
 def current_token(request: HttpRequest) -> PersonalAccessToken:
     return request.token  # type: ignore[attr-defined,no-any-return]
-
-
-def client_address(request: HttpRequest) -> str:
-    """The caller's address, for per-client limits.
-
-    With ``NUM_PROXIES`` reverse proxies in front, the address the outermost of them saw is
-    the ``NUM_PROXIES``-th entry from the right of ``X-Forwarded-For``; anything further left
-    was written by the client and is not trusted. Without proxies, ``REMOTE_ADDR``.
-    """
-    remote = request.META.get("REMOTE_ADDR") or "unknown"
-    proxies = settings.NUM_PROXIES
-    if proxies <= 0:
-        return remote
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    if not hops:
-        return remote
-    return hops[-min(proxies, len(hops))][:64]

@@ -16,8 +16,8 @@ from django.conf import settings  # noqa: E402
 from realtime.routing import websocket_application  # noqa: E402
 
 if settings.SERVE_STATIC:
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+    from backend.core.static_files import SafeASGIStaticFilesHandler
 
-    django_http = ASGIStaticFilesHandler(django_http)
+    django_http = SafeASGIStaticFilesHandler(django_http)
 
 application = ProtocolTypeRouter({"http": django_http, "websocket": websocket_application})

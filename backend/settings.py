@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -20,14 +21,34 @@ if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env.str(
-    "DJANGO_SECRET_KEY", default="triton-insecure-development-key-change-me-in-production"
-)
+# Signs sessions and password-reset tokens. A guessable default would let anyone forge both,
+# so without debug mode there is none: the process refuses to start instead.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it to a long random string (for example the "
+            'output of: python -c "import secrets; print(secrets.token_urlsafe(50))"), '
+            "or set DJANGO_DEBUG=true for local development."
+        )
+    SECRET_KEY = "triton-insecure-development-key-for-debug-mode-only"
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # Browser origins allowed to open the websocket; empty means "same host as ALLOWED_HOSTS".
 WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=[])
 VAR_DIR = Path(env.str("TRITON_VAR_DIR", default=str(BASE_DIR / "var")))
+
+# --- HTTPS (all off by default; the production environment turns them on) ----------------------
+# TLS ends at the proxy in front: it tells Django the original scheme in X-Forwarded-Proto.
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+# Probes and scrapers call the process directly over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$", r"^api/v1/health$", r"^api/v1/metrics$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 
 INSTALLED_APPS = [
     "daphne",
@@ -222,8 +243,11 @@ PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)
 PASSWORD_RESET_URL = env.str(
     "PASSWORD_RESET_URL", default="http://localhost:3000/reset-password?email={email}&token={token}"
 )
+# Failed logins (API and admin site alike) for one email within the window before 429.
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=900)
+# Login attempts (any outcome, API and admin site) from one client address: "<count>/<seconds>".
+LOGIN_ADDRESS_RATE_LIMIT = env.str("LOGIN_ADDRESS_RATE_LIMIT", default="100/900")
 # "<count>/<seconds>" per client address.
 REGISTER_RATE_LIMIT = env.str("REGISTER_RATE_LIMIT", default="100/3600")
 FORGOT_PASSWORD_RATE_LIMIT = env.str("FORGOT_PASSWORD_RATE_LIMIT", default="100/3600")
@@ -308,3 +332,7 @@ NINJA_PAGINATION_MAX_LIMIT = 100
 # Seconds each /health check may take (database, cache, disk, channel layer, broker) before it
 # counts as failed; the endpoint answers within about this time whatever hangs behind it.
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
+# /metrics answers callers from these networks (the direct peer address, never a forwarded
+# header), or any caller sending "Authorization: Bearer <METRICS_BEARER_TOKEN>"; others get 404.
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")

@@ -51,6 +51,7 @@ def free_port() -> int:
 
 def bench_env(layer: str) -> dict[str, str]:
     env = dict(os.environ)
+    env.setdefault("DJANGO_SECRET_KEY", f"bench-only-secret-key-{RUN_ID}")
     env.update(
         DJANGO_SETTINGS_MODULE="backend.settings",
         DATABASE_URL=f"mysql://root@127.0.0.1:3306/{DB_NAME}",

@@ -46,6 +46,17 @@ LOG_DIR="$VAR/log"
 mkdir -p "$RUN_DIR" "$LOG_DIR"
 chmod 700 "$RUN_DIR"
 
+# The settings refuse to start without DJANGO_SECRET_KEY (outside debug mode): a local run gets
+# a random one, made once and kept under the var directory so sessions survive restarts.
+if [ -z "$(setting DJANGO_SECRET_KEY)" ]; then
+  KEY_FILE="$VAR/secret-key"
+  if [ ! -s "$KEY_FILE" ]; then
+    (umask 077 && "$PY" -c 'import secrets; print(secrets.token_urlsafe(50))' >"$KEY_FILE")
+  fi
+  DJANGO_SECRET_KEY="$(cat "$KEY_FILE")"
+  export DJANGO_SECRET_KEY
+fi
+
 # --- children and their clean-up ----------------------------------------------------------------
 VALKEY_PID=""
 CELERY_PID=""

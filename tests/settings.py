@@ -20,6 +20,8 @@ os.environ["DATABASE_URL"] = os.environ.get(
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("CELERY_BROKER_URL", os.environ["REDIS_URL"])
 os.environ.setdefault("LOG_FORMAT", "text")
+# Production settings refuse to start without one; server processes the suite starts inherit it.
+os.environ.setdefault("DJANGO_SECRET_KEY", f"test-only-secret-key-{TEST_RUN_ID}-not-for-production")
 
 from backend.settings import *  # noqa: E402,F403
 
@@ -30,6 +32,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Jobs run on real workers where a test starts one; elsewhere they go to the broker.
 CELERY_TASK_ALWAYS_EAGER = False
+# Broadcasts (the health check's worker ping) reach only this run's workers.
+CELERY_CONTROL_EXCHANGE = f"triton-test-{TEST_RUN_ID}"
 SERVE_STATIC = False
 TRITON_VAR_DIR = "/tmp/triton-tests"
 MEDIA_ROOT = "/tmp/triton-tests/media"

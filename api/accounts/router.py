@@ -69,7 +69,10 @@ def register(request: HttpRequest, payload: RegisterIn) -> Status[dict[str, Any]
 )
 def login(request: HttpRequest, payload: LoginIn) -> Status[dict[str, Any]]:
     result = services.user_login(
-        email=payload.email, password=payload.password, device_name=payload.device_name
+        email=payload.email,
+        password=payload.password,
+        device_name=payload.device_name,
+        client_address=client_address(request),
     )
     return Status(200, _signed_in(result))
 
@@ -160,6 +163,7 @@ def _update(request: HttpRequest, user_id: int, payload: UserPatchIn) -> Any:
         actor=current_user(request),
         user_id=user_id,
         changes=payload.model_dump(exclude_unset=True),
+        token_id=current_token(request).pk,
     )
 
 

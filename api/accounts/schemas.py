@@ -3,46 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from django.contrib.auth.models import Group, Permission
 from ninja import Schema
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
+from pydantic import Field
 
 from api.pagination import PageParams
+from api.schemas import (
+    DeviceName,
+    Email,
+    EmailLookup,
+    Input,
+    Name,
+    NewPassword,
+    PartialInput,
+    Password,
+    ResetToken,
+    RoleName,
+    SearchTerm,
+)
 from backend.accounts import selectors
 from backend.accounts.models import User
 from backend.core.permissions import catalog_name
-
-
-def _encodable(value: str) -> str:
-    """JSON allows lone surrogates (``"\\ud800"``); neither UTF-8 nor the database does."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("Text must be valid Unicode.") from exc
-    if "\x00" in value:
-        raise ValueError("Text must not contain NUL characters.")
-    return value
-
-
-# The constraints come before the validator: placed after one, pydantic skips them silently.
-_utf8 = AfterValidator(_encodable)
-_stripped = {"strip_whitespace": True}
-Name = Annotated[str, StringConstraints(**_stripped, min_length=1, max_length=150), _utf8]
-# Checked for shape by the service (422 with loc ["body", "email"]); only bounded here.
-Email = Annotated[str, StringConstraints(**_stripped, max_length=254), _utf8]
-# Long enough for any password manager, short enough that hashing it costs nothing.
-Password = Annotated[str, StringConstraints(min_length=1, max_length=1024), _utf8]
-RoleName = Annotated[str, StringConstraints(min_length=1, max_length=150), _utf8]
-DeviceName = Annotated[str, StringConstraints(**_stripped, max_length=255), _utf8]
-SearchTerm = Annotated[str, StringConstraints(**_stripped, max_length=100), _utf8]
-ResetToken = Annotated[str, StringConstraints(**_stripped, min_length=1, max_length=200), _utf8]
-
-
-class _Input(BaseModel):
-    """A request body: a JSON object, nothing else. (ninja's ``Schema`` reads attributes off
-    any value, so ``[]``, ``null`` or ``0`` would pass as an empty object.)"""
 
 
 # --- users ----------------------------------------------------------------------------------
@@ -66,34 +49,28 @@ class MeOut(UserBase):
     permissions: list[str] = Field(description="Flat list of permission names the user holds.")
 
 
-class UserCreateIn(_Input):
+class UserCreateIn(Input):
     name: Name
     email: Email
-    password: Password
+    password: NewPassword
     roles: list[RoleName] | None = Field(
         None, max_length=50, description="Role names; the default role when left out."
     )
 
 
-class _NoNulls(_Input):
-    """Fields may be left out; ``null`` is never a value."""
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("May be left out, but not null.")
-        return value
-
-
-class UserPatchIn(_NoNulls):
+class UserPatchIn(PartialInput):
     """Self may change name, email and password; ``users.update`` also is_active and roles."""
 
     name: Name = None  # type: ignore[assignment]
     email: Email = None  # type: ignore[assignment]
-    password: Password = None  # type: ignore[assignment]
+    password: NewPassword = None  # type: ignore[assignment]
     is_active: bool = None  # type: ignore[assignment]
     roles: list[RoleName] = Field(None, max_length=50)  # type: ignore[assignment]
+    current_password: Password = Field(  # type: ignore[assignment]
+        None,
+        description="Your current password: required to change your own password or email "
+        "(422 on this field when missing or wrong). Not needed by users.update for others.",
+    )
 
 
 class UserPutIn(UserPatchIn):
@@ -108,14 +85,14 @@ class UserListQuery(PageParams):
 
 
 # --- auth -----------------------------------------------------------------------------------
-class RegisterIn(_Input):
+class RegisterIn(Input):
     name: Name
     email: Email
-    password: Password
+    password: NewPassword
 
 
-class LoginIn(_Input):
-    email: Email
+class LoginIn(Input):
+    email: EmailLookup
     password: Password
     device_name: DeviceName = ""
 
@@ -127,14 +104,14 @@ class TokenOut(Schema):
     user: UserOut
 
 
-class ForgotPasswordIn(_Input):
-    email: Email
+class ForgotPasswordIn(Input):
+    email: EmailLookup
 
 
-class ResetPasswordIn(_Input):
-    email: Email
+class ResetPasswordIn(Input):
+    email: EmailLookup
     token: ResetToken
-    password: Password
+    password: NewPassword
 
 
 class AcceptedOut(Schema):

@@ -15,6 +15,11 @@ class HealthChecks(Schema):
     disk: str = Field(..., examples=["ok"])
     channel_layer: str = Field(..., examples=["ok"])
     broker: str = Field(..., examples=["ok", "error: timed out after 2.0s"])
+    workers: str = Field(
+        ...,
+        examples=["ok", "error: no Celery worker answered a ping"],
+        description="Reported only: a failing workers check does not make the answer 503.",
+    )
 
 
 class HealthOut(Schema):

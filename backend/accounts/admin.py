@@ -1,15 +1,51 @@
+from typing import Any
+
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from guardian.admin import GuardedModelAdminMixin
 
 from backend.accounts.models import PersonalAccessToken, Role, User
 from backend.accounts.services import (
     VisibleUserState,
     role_permissions_changed,
+    user_authenticate,
     user_saved_elsewhere,
 )
+from backend.core.errors import Throttled, Unauthorized
+from backend.core.throttling import client_address
+
+
+class LimitedAdminAuthenticationForm(AdminAuthenticationForm):
+    """The admin site's login under the API's limits: its failures count toward the same
+    per-email window, and its attempts toward the same per-address limit."""
+
+    def clean(self) -> dict[str, Any]:
+        email = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if email is not None and password:
+            try:
+                self.user_cache = user_authenticate(
+                    email=email, password=password, client_address=client_address(self.request)
+                )
+            except Throttled as exc:
+                raise ValidationError(
+                    "Too many failed logins; try again in %(seconds)s seconds.",
+                    code="throttled",
+                    params={"seconds": exc.retry_after},
+                ) from exc
+            except Unauthorized as exc:
+                raise self.get_invalid_login_error() from exc
+            # What django.contrib.auth.authenticate() would have recorded on the user.
+            self.user_cache.backend = "django.contrib.auth.backends.ModelBackend"
+            self.confirm_login_allowed(self.user_cache)  # staff only
+        return self.cleaned_data
+
+
+admin.site.login_form = LimitedAdminAuthenticationForm
 
 
 @admin.register(User)

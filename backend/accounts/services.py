@@ -29,7 +29,6 @@ from backend.core.errors import (
     FieldError,
     NotFound,
     PermissionDenied,
-    Throttled,
     Unauthorized,
     ValidationFailed,
 )
@@ -39,6 +38,7 @@ from backend.core.permissions import has_perm, require_perm
 logger = logging.getLogger(__name__)
 
 LOGIN_SCOPE = "login-failures"
+LOGIN_ADDRESS_SCOPE = "login-address"
 REGISTER_SCOPE = "register"
 FORGOT_PASSWORD_SCOPE = "forgot-password"
 
@@ -140,19 +140,41 @@ def user_register(
         return SignedIn(user=user, issued=token_issue(user=user, device_name="registration"))
 
 
-def user_login(*, email: str, password: str, device_name: str = "") -> SignedIn:
+def user_authenticate(*, email: str, password: str, client_address: str | None = None) -> User:
+    """The active user with these credentials, under the login limits; the one check behind
+    the API's login and the admin site's.
+
+    Every attempt counts against the client address (``LOGIN_ADDRESS_RATE_LIMIT``). Each
+    attempt for an email takes a numbered slot in that email's failure window first
+    (atomically), and only the first ``LOGIN_MAX_FAILURES`` slots get their password checked:
+    concurrent guesses cannot all slip in before the first failure is counted. A wrong
+    password keeps its slot; the right one frees the window.
+    """
     email = normalize_email(email)
-    wait = throttling.retry_after(LOGIN_SCOPE, email, _login_rate())
-    if wait is not None:
-        raise Throttled(detail="Too many failed logins; try again later.", retry_after=wait)
+    if client_address is not None:
+        throttling.check_and_record(
+            LOGIN_ADDRESS_SCOPE,
+            client_address,
+            throttling.Rate.parse(settings.LOGIN_ADDRESS_RATE_LIMIT),
+            detail="Too many login attempts from this address; try again later.",
+        )
+    throttling.check_and_record(
+        LOGIN_SCOPE, email, _login_rate(), detail="Too many failed logins; try again later."
+    )
     user = User.objects.filter(email=email).first()
     if user is None:
         # Hash anyway, so the answer's timing does not tell which emails have accounts.
         User().set_password(password)
     if user is None or not user.check_password(password) or not user.is_active:
-        throttling.record_hit(LOGIN_SCOPE, email, _login_rate())
         raise Unauthorized(detail="Wrong email or password, or the account is inactive.")
     throttling.clear(LOGIN_SCOPE, email)
+    return user
+
+
+def user_login(
+    *, email: str, password: str, device_name: str = "", client_address: str | None = None
+) -> SignedIn:
+    user = user_authenticate(email=email, password=password, client_address=client_address)
     return SignedIn(user=user, issued=token_issue(user=user, device_name=device_name))
 
 
@@ -237,10 +259,36 @@ def user_create(
         return _create_user(name=name, email=email, password=password, roles=roles)
 
 
-def user_update(*, actor: User, user_id: int, changes: dict[str, Any]) -> User:
+def _require_current_password(user: User, current_password: str | None) -> None:
+    """One's own password or email changes only with the current password (a stolen token
+    alone must not take the account over). A wrong one counts as a failed login."""
+    loc: list[str | int] = ["body", "current_password"]
+    if not current_password:
+        raise ValidationFailed(
+            detail="Changing your password or email needs your current password.",
+            errors=[FieldError(loc=loc, msg="Required to change your password or email.")],
+        )
+    throttling.check_and_record(
+        LOGIN_SCOPE, user.email, _login_rate(), detail="Too many failed logins; try again later."
+    )
+    if not user.check_password(current_password):
+        raise ValidationFailed(
+            detail="The current password is wrong.",
+            errors=[FieldError(loc=loc, msg="Wrong password.")],
+        )
+    throttling.clear(LOGIN_SCOPE, user.email)
+
+
+def user_update(
+    *, actor: User, user_id: int, changes: dict[str, Any], token_id: int | None = None
+) -> User:
     """Apply the fields given. Self may change name, email and password; ``users.update``
     also is_active and roles. Publishes ``user.updated`` when a visible field changed;
-    deactivation revokes every token of the user. Nothing is written on refusal."""
+    deactivation revokes every token of the user. Nothing is written on refusal.
+
+    Changing one's own password or email needs ``current_password`` and revokes every other
+    token of the user (closing their sockets); ``token_id``, the token the change was made
+    with, stays valid. Someone with ``users.update`` changing another user needs neither."""
     if actor.pk != user_id and not has_perm(actor, "users.update"):
         if has_perm(actor, "users.view"):
             raise PermissionDenied(detail="This needs the users.update permission.")
@@ -262,6 +310,12 @@ def user_update(*, actor: User, user_id: int, changes: dict[str, Any]) -> User:
             raise PermissionDenied(
                 detail=f"Changing {', '.join(privileged)} needs the users.update permission."
             )
+        own_credentials = user.pk == actor.pk and (
+            changes.get("password") is not None
+            or ("email" in changes and normalize_email(changes["email"]) != user.email)
+        )
+        if own_credentials:
+            _require_current_password(user, changes.get("current_password"))
         dirty: set[str] = set()
         if "name" in changes and changes["name"] != user.name:
             user.name = changes["name"]
@@ -288,6 +342,8 @@ def user_update(*, actor: User, user_id: int, changes: dict[str, Any]) -> User:
             user.groups.set(groups)
             if not dirty:  # roles alone changed: the user still changed
                 user.save(update_fields=["updated_at"])
+        if own_credentials and dirty & {"password", "email"}:
+            tokens_revoke_for_user(user=user, except_token_id=token_id)
         return _follow_up_user_change(user_id=user.pk, before=before)
 
 

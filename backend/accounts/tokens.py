@@ -88,10 +88,13 @@ def token_revoke(*, token: PersonalAccessToken) -> None:
         _close_sockets_on_commit([token.pk])
 
 
-def tokens_revoke_for_user(*, user: User) -> int:
-    """Revoke every live token of the user (password reset, deactivation)."""
+def tokens_revoke_for_user(*, user: User, except_token_id: int | None = None) -> int:
+    """Revoke every live token of the user (password reset, deactivation), or every one but
+    ``except_token_id`` (the one a change of one's own credentials was made with)."""
     with transaction.atomic():
         live = PersonalAccessToken.objects.filter(user=user, revoked_at__isnull=True)
+        if except_token_id is not None:
+            live = live.exclude(pk=except_token_id)
         token_ids = list(live.values_list("pk", flat=True))
         live.filter(pk__in=token_ids).update(revoked_at=timezone.now())
         _close_sockets_on_commit(token_ids)

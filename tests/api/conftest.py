@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from tests.e2e.conftest import ServerPool
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -24,3 +26,14 @@ def check_problem(response: Any, status: int) -> dict[str, Any]:
 @pytest.fixture
 def problem() -> Callable[[Any, int], dict[str, Any]]:
     return check_problem
+
+
+@pytest.fixture(scope="module")
+def server_pool_here(django_db_setup: None) -> Iterator[ServerPool]:
+    """Real daphne servers for this module only (started on demand by ``.get(name, **env)``),
+    on pytest-django's test database; stopped when the module ends."""
+    from django.db import connection
+
+    pool = ServerPool(connection.settings_dict["NAME"])
+    yield pool
+    pool.stop_all()

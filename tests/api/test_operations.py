@@ -16,7 +16,7 @@ from django.test import Client, override_settings
 
 from api.errors import PROBLEM_CONTENT_TYPE
 
-CHECK_NAMES = {"database", "cache", "disk", "channel_layer", "broker"}
+CHECK_NAMES = {"database", "cache", "disk", "channel_layer", "broker", "workers"}
 
 
 def _closed_port() -> int:
@@ -65,7 +65,10 @@ def test_health_ok_against_real_services(db: None, path: str) -> None:
     response = Client().get(path)
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "application/json"
-    assert response.json() == {
+    body = response.json()
+    # No Celery worker runs for this test: reported, and still a 200 (see backend.core.health).
+    assert body["checks"].pop("workers") == "error: RuntimeError: no Celery worker answered a ping"
+    assert body == {
         "status": "ok",
         "checks": {
             "database": "ok",
@@ -75,6 +78,23 @@ def test_health_ok_against_real_services(db: None, path: str) -> None:
             "broker": "ok",
         },
     }
+
+
+def test_health_workers_ok_when_a_worker_answers(db: None) -> None:
+    from celery.contrib.testing.worker import start_worker
+
+    from workers.celery import app as celery_app
+
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        checks = Client().get("/health").json()["checks"]
+    assert checks["workers"] == "ok", checks
+
+
+def test_health_workers_ok_when_jobs_run_in_process(db: None) -> None:
+    with override_settings(CELERY_TASK_ALWAYS_EAGER=True):
+        response = Client().get("/health")
+    assert response.status_code == 200
+    assert response.json()["checks"]["workers"] == "ok"
 
 
 def test_health_needs_no_token_and_echoes_request_id(db: None) -> None:
@@ -91,9 +111,8 @@ def test_health_503_when_cache_is_down(db: None) -> None:
     with override_settings(CACHES=_redis_cache(f"redis://127.0.0.1:{_closed_port()}/0")):
         response = Client().get("/api/v1/health")
     body = _assert_failed(response, "cache")
-    assert {k: v for k, v in body["checks"].items() if k != "cache"} == dict.fromkeys(
-        CHECK_NAMES - {"cache"}, "ok"
-    )
+    others = CHECK_NAMES - {"cache", "workers"}  # no worker runs here
+    assert {k: body["checks"][k] for k in others} == dict.fromkeys(others, "ok")
 
 
 def test_health_503_when_channel_layer_is_down(db: None) -> None:
@@ -190,7 +209,7 @@ def test_health_never_500_when_all_is_down(db: None, monkeypatch: pytest.MonkeyP
 
 
 def test_reasons_do_not_leak_url_credentials() -> None:
-    from api.operations.router import _reason
+    from backend.core.health import _reason
 
     reason = _reason(ConnectionError("cannot reach redis://user:s3cret@cache:6379/0 now"))
     assert "s3cret" not in reason
@@ -211,6 +230,33 @@ def test_metrics_in_prometheus_text_format(db: None, path: str) -> None:
     assert "# TYPE django_http_requests_total_by_method_total counter" in text
     assert 'django_http_requests_total_by_method_total{method="GET"}' in text
     assert "django_http_responses_total_by_status_total" in text
+
+
+@pytest.mark.parametrize("path", ["/api/v1/metrics", "/metrics"])
+def test_metrics_show_whether_a_worker_is_alive(db: None, path: str) -> None:
+    text = Client().get(path).content.decode()
+    assert 'triton_health_check_ok{check="workers"} 0.0' in text
+
+
+@pytest.mark.parametrize("path", ["/api/v1/metrics", "/metrics"])
+@pytest.mark.parametrize("address", ["10.0.0.7", "192.168.1.1", "2001:db8::1", "garbage"])
+def test_metrics_hidden_from_other_networks(db: None, path: str, address: str) -> None:
+    response = Client(REMOTE_ADDR=address).get(path, HTTP_X_FORWARDED_FOR="127.0.0.1")
+    assert response.status_code == 404
+    assert b"django_http" not in response.content
+
+
+def test_metrics_allowed_networks_and_bearer_token(db: None, settings) -> None:
+    settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    settings.METRICS_BEARER_TOKEN = "scrape-me-7"
+    assert Client(REMOTE_ADDR="10.1.2.3").get("/metrics").status_code == 200
+    assert Client().get("/metrics").status_code == 404  # loopback no longer listed
+    outsider = Client(REMOTE_ADDR="203.0.113.9")
+    assert outsider.get("/metrics").status_code == 404
+    wrong = outsider.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me-8")
+    assert wrong.status_code == 404
+    right = outsider.get("/api/v1/metrics", HTTP_AUTHORIZATION="Bearer scrape-me-7")
+    assert right.status_code == 200
 
 
 # --- OpenAPI and docs --------------------------------------------------------------------------

@@ -212,7 +212,12 @@ def test_a_user_changes_its_own_name_email_and_password(
 ) -> None:
     response = as_customer.patch(
         f"/users/{customer.pk}",
-        {"name": "Renamed", "email": "Renamed@Example.com", "password": STRONG},
+        {
+            "name": "Renamed",
+            "email": "Renamed@Example.com",
+            "password": STRONG,
+            "current_password": DEFAULT_PASSWORD,
+        },
     )
     assert response.status_code == 200
     body = response.json()
@@ -369,3 +374,41 @@ def test_a_customer_cannot_delete_itself(as_customer: ApiClient, customer: User,
 def test_admin_cannot_delete_itself(as_admin: ApiClient, admin_user: User, problem) -> None:
     problem(as_admin.delete(f"/users/{admin_user.pk}"), 409)
     assert User.objects.filter(pk=admin_user.pk).exists()
+
+
+# --- changing one's own password or email -----------------------------------------------------
+@pytest.mark.parametrize(
+    "change", [{"password": STRONG}, {"email": "moved@example.com"}], ids=["password", "email"]
+)
+@pytest.mark.parametrize("current", [None, "wrong-password-1"], ids=["missing", "wrong"])
+def test_own_password_or_email_change_needs_the_current_password(
+    customer: User, problem, change: dict[str, str], current: str | None
+) -> None:
+    client = ApiClient(bearer_for(customer))
+    body = dict(change) if current is None else {**change, "current_password": current}
+    refused = problem(client.patch(f"/users/{customer.pk}", body), 422)
+    assert [e["loc"] for e in refused["errors"]] == [["body", "current_password"]]
+    customer.refresh_from_db()
+    assert customer.check_password(DEFAULT_PASSWORD) and customer.email != "moved@example.com"
+
+
+def test_own_credential_change_revokes_the_other_tokens_only(customer: User) -> None:
+    used, other = ApiClient(bearer_for(customer)), ApiClient(bearer_for(customer, "laptop"))
+    response = used.patch(
+        f"/users/{customer.pk}",
+        {"email": "moved@example.com", "current_password": DEFAULT_PASSWORD},
+    )
+    assert response.status_code == 200
+    assert used.get("/auth/me").status_code == 200
+    assert other.get("/auth/me").status_code == 401
+
+
+def test_users_update_changes_another_users_password_without_it(
+    as_admin: ApiClient, customer: User
+) -> None:
+    theirs = ApiClient(bearer_for(customer))
+    response = as_admin.patch(f"/users/{customer.pk}", {"password": STRONG})
+    assert response.status_code == 200
+    customer.refresh_from_db()
+    assert customer.check_password(STRONG)
+    assert theirs.get("/auth/me").status_code == 200

@@ -6,7 +6,7 @@ import pytest
 
 from backend.accounts.models import PersonalAccessToken, User
 from realtime.models import OutboxEvent
-from tests.factories import UserFactory
+from tests.factories import DEFAULT_PASSWORD, UserFactory
 from tests.permission_matrix import (
     ANONYMOUS,
     OTHER,
@@ -88,7 +88,12 @@ USERS_ENDPOINTS = [
         "PUT",
         "/users/{id}",
         {ANONYMOUS: 401, OWNER: 200, OTHER: 404, STAFF: 200},
-        body={"name": "Put Name", "email": "put.{id}@example.com"},
+        # current_password: the owner changes its own email (others' is not checked).
+        body={
+            "name": "Put Name",
+            "email": "put.{id}@example.com",
+            "current_password": DEFAULT_PASSWORD,
+        },
     ),
     Endpoint("DELETE", "/users/{id}", {ANONYMOUS: 401, OWNER: 403, OTHER: 403, STAFF: 204}),
 ]

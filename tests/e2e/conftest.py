@@ -75,6 +75,7 @@ def base_env(**overrides: str) -> dict[str, str]:
             "LOG_FORMAT": "text",
             "SERVE_STATIC": "false",
             "PYTHONUNBUFFERED": "1",
+            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "e2e-test-secret-key"),
         }
     )
     env.update(overrides)

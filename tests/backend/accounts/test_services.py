@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.contrib.auth.tokens import default_token_generator
+from django.utils.module_loading import import_string
 
+import backend.settings as production_settings
 from backend.accounts import selectors, services
 from backend.accounts.models import PersonalAccessToken, User
 from backend.accounts.tokens import token_authenticate, token_issue
@@ -148,7 +151,11 @@ def test_update_publishes_the_profile_with_fresh_permissions() -> None:
 
 def test_update_password_only_publishes_nothing() -> None:
     user = UserFactory()
-    services.user_update(actor=user, user_id=user.pk, changes={"password": STRONG})
+    services.user_update(
+        actor=user,
+        user_id=user.pk,
+        changes={"password": STRONG, "current_password": DEFAULT_PASSWORD},
+    )
     user.refresh_from_db()
     assert user.check_password(STRONG)
     assert _events(user) == []
@@ -227,3 +234,111 @@ def test_visible_selectors_hide_what_the_actor_may_not_see() -> None:
         selectors.user_list_visible(actor=customer)
     admin = UserFactory(roles=["Admin"])
     assert selectors.user_list_visible(actor=admin, search=other.email).get() == other
+
+
+# --- changing one's own credentials -----------------------------------------------------------
+@pytest.mark.parametrize(
+    "changes",
+    [{"password": STRONG}, {"email": "moved@example.com"}],
+    ids=["password", "email"],
+)
+@pytest.mark.parametrize(
+    "current", [None, "", "wrong-password-1"], ids=["missing", "empty", "wrong"]
+)
+def test_own_password_or_email_needs_the_current_password(
+    changes: dict[str, str], current: str | None
+) -> None:
+    user = UserFactory()
+    if current is not None:
+        changes = {**changes, "current_password": current}
+    with pytest.raises(ValidationFailed) as refused:
+        services.user_update(actor=user, user_id=user.pk, changes=changes)
+    assert [e.loc for e in refused.value.errors] == [["body", "current_password"]]
+    user.refresh_from_db()
+    assert user.check_password(DEFAULT_PASSWORD) and user.email != "moved@example.com"
+
+
+def test_resending_the_same_email_or_changing_the_name_needs_no_password() -> None:
+    user = UserFactory()
+    services.user_update(
+        actor=user, user_id=user.pk, changes={"name": "New", "email": user.email.upper()}
+    )
+    user.refresh_from_db()
+    assert user.name == "New"
+
+
+def test_own_credential_change_revokes_every_other_token_and_keeps_the_one_used() -> None:
+    user = UserFactory()
+    used, other, another = (token_issue(user=user) for _ in range(3))
+    services.user_update(
+        actor=user,
+        user_id=user.pk,
+        changes={"password": STRONG, "current_password": DEFAULT_PASSWORD},
+        token_id=used.token.pk,
+    )
+    assert token_authenticate(used.plain_text) is not None
+    assert token_authenticate(other.plain_text) is None
+    assert token_authenticate(another.plain_text) is None
+
+
+def test_wrong_current_passwords_count_as_failed_logins(settings) -> None:
+    settings.LOGIN_MAX_FAILURES = 2
+    user = UserFactory()
+    changes = {"password": STRONG, "current_password": "wrong-password-1"}
+    for _ in range(2):
+        with pytest.raises(ValidationFailed):
+            services.user_update(actor=user, user_id=user.pk, changes=changes)
+    with pytest.raises(Throttled):
+        services.user_update(
+            actor=user,
+            user_id=user.pk,
+            changes={"password": STRONG, "current_password": DEFAULT_PASSWORD},
+        )
+
+
+def test_users_update_changes_another_users_password_without_theirs() -> None:
+    admin = UserFactory(roles=["Admin"])
+    user = UserFactory()
+    kept = token_issue(user=user)
+    services.user_update(
+        actor=admin, user_id=user.pk, changes={"password": STRONG, "email": "new@example.com"}
+    )
+    user.refresh_from_db()
+    assert user.check_password(STRONG) and user.email == "new@example.com"
+    assert token_authenticate(kept.plain_text) is not None
+
+
+def test_an_admin_changing_its_own_password_needs_it_too() -> None:
+    admin = UserFactory(roles=["Admin"])
+    with pytest.raises(ValidationFailed):
+        services.user_update(actor=admin, user_id=admin.pk, changes={"password": STRONG})
+
+
+# --- login limits -----------------------------------------------------------------------------
+def test_login_is_limited_per_client_address_whatever_the_outcome(settings) -> None:
+    settings.LOGIN_ADDRESS_RATE_LIMIT = "3/900"
+    user = UserFactory()
+    services.user_login(email=user.email, password=DEFAULT_PASSWORD, client_address="5.5.5.5")
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            services.user_login(email="nobody@example.com", password="x", client_address="5.5.5.5")
+    with pytest.raises(Throttled) as refused:
+        services.user_login(email=user.email, password=DEFAULT_PASSWORD, client_address="5.5.5.5")
+    assert 0 < refused.value.retry_after <= 900
+    services.user_login(email=user.email, password=DEFAULT_PASSWORD, client_address="6.6.6.6")
+
+
+@pytest.mark.parametrize("hasher_path", production_settings.PASSWORD_HASHERS)
+def test_login_works_for_users_hashed_with_every_configured_hasher(
+    settings, hasher_path: str
+) -> None:
+    """Every hasher production lists has its library installed: no 500 on login."""
+    settings.PASSWORD_HASHERS = production_settings.PASSWORD_HASHERS
+    algorithm = import_string(hasher_path).algorithm
+    user = UserFactory()
+    user.password = make_password(STRONG, hasher=algorithm)
+    user.save(update_fields=["password"])
+    assert user.password.startswith(algorithm)
+    assert services.user_login(email=user.email, password=STRONG).user.pk == user.pk
+    with pytest.raises(Unauthorized):
+        services.user_login(email=user.email, password="not-" + STRONG)

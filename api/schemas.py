@@ -1,0 +1,97 @@
+"""Request-body building blocks shared by every area of the API.
+
+Each text type states in the OpenAPI document exactly what the server enforces: lengths and a
+``pattern`` (no NUL characters, which neither the database nor C libraries take; not blank
+where blank makes no sense; the shape of an email address). pydantic checks the same
+constraints, so a request the schema calls valid is never refused for its syntax, and one it
+calls invalid is always refused (422).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from django.conf import settings
+from pydantic import AfterValidator, BaseModel, StringConstraints, field_validator
+
+# JSON Schema patterns are unanchored searches: anchor them.
+NO_NUL = r"^[^\x00]*$"
+# At least one character other than NUL and ASCII white space.
+NOT_BLANK = r"^[^\x00]*[^\x00 \t\n\r][^\x00]*$"
+_TRIMMED = " \t\n\r"
+
+_LOCAL_PART = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# An address Django's EmailValidator accepts (a subset of RFC 5322: dot-atom local part,
+# letter-only top-level domain); surrounding spaces are allowed and removed.
+EMAIL_PATTERN = rf"^ *{_LOCAL_PART}@(?:{_LABEL}\.)+[A-Za-z]{{2,63}} *$"
+
+
+def _valid_unicode(value: str) -> str:
+    """JSON allows lone surrogates (``"\\ud800"``); neither UTF-8 nor the database does."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("Text must be valid Unicode.") from exc
+    return value
+
+
+def _trim(value: str) -> str:
+    return value.strip(_TRIMMED)
+
+
+def text(*, max_length: int, min_length: int = 0, pattern: str = NO_NUL, trim: bool = False) -> Any:
+    """A string type with these constraints (checked on the text as sent; ``trim`` then
+    removes surrounding ASCII white space)."""
+    validators = [AfterValidator(_valid_unicode)]
+    if trim:
+        validators.append(AfterValidator(_trim))
+    # The constraints come before the validators: placed after one, pydantic skips them.
+    return Annotated[
+        str,
+        StringConstraints(min_length=min_length, max_length=max_length, pattern=pattern),
+        *validators,
+    ]
+
+
+def _password_min_length() -> int:
+    for validator in settings.AUTH_PASSWORD_VALIDATORS:
+        if validator["NAME"].endswith(".MinimumLengthValidator"):
+            return int(validator.get("OPTIONS", {}).get("min_length", 8))
+    return 1
+
+
+Name = text(max_length=150, min_length=1, pattern=NOT_BLANK, trim=True)
+# A new address (register, create, change); the service lower-cases it.
+Email = text(max_length=254, min_length=1, pattern=EMAIL_PATTERN, trim=True)
+# An address typed to sign in or to ask for a reset: any text, the answer is the same.
+EmailLookup = text(max_length=254, trim=True)
+# Long enough for any password manager, short enough that hashing it costs nothing.
+Password = text(max_length=1024, min_length=1)
+# A new password: the minimum length and "not only digits" are syntax, stated here; "not a
+# common password" and "not like your name or email" are checked by the service (422).
+NewPassword = text(
+    max_length=1024,
+    min_length=_password_min_length(),
+    pattern=r"^[^\x00]*[A-Za-z][^\x00]*$",
+)
+RoleName = text(max_length=150, min_length=1)
+DeviceName = text(max_length=255, trim=True)
+SearchTerm = text(max_length=100, trim=True)
+ResetToken = text(max_length=200, min_length=1, pattern=NOT_BLANK, trim=True)
+
+
+class Input(BaseModel):
+    """A request body: a JSON object, nothing else. (ninja's ``Schema`` reads attributes off
+    any value, so ``[]``, ``null`` or ``0`` would pass as an empty object.)"""
+
+
+class PartialInput(Input):
+    """Fields may be left out; ``null`` is never a value."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("May be left out, but not null.")
+        return value
