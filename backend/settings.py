@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "channels",
     "guardian",
     "django_prometheus",
+    # Serves the Swagger UI's assets from /static/ninja/ instead of a CDN (works offline).
+    "ninja",
     "backend.accounts",
     "backend.messaging",
     "realtime",
@@ -109,6 +111,9 @@ if _db["ENGINE"] == "django.db.backends.mysql":
         {"CHARSET": "utf8mb4", "COLLATION": _db["OPTIONS"]["collation"]}
     )
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite creates the file but not its folder: a fresh TRITON_VAR_DIR must not break migrate.
+    if _db["NAME"] and _db["NAME"] != ":memory:":
+        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     _db.setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
