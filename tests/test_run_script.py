@@ -47,7 +47,7 @@ _SCRUBBED = (
     "MFLAGS",
     "MAKELEVEL",
 )
-# How the supervisor's children show in `ps -o args=`.
+# How the supervisor's children show in /proc/<pid>/cmdline.
 _CHILD_PATTERNS = {
     "valkey": re.compile(r"valkey-server"),
     "worker": re.compile(r"celery -A workers worker"),
@@ -150,16 +150,15 @@ class Running:
     def child_pid(self, name: str) -> int | None:
         """The pid of the supervisor's live child called `name` (valkey, worker, beat, daphne)."""
         supervisor = self.supervisor_pid()
-        result = subprocess.run(
-            ["ps", "-o", "pid=,args=", "--ppid", str(supervisor)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        for line in result.stdout.splitlines():
-            pid, _, args = line.strip().partition(" ")
-            if _CHILD_PATTERNS[name].search(args) and _alive(int(pid)):
-                return int(pid)
+        for pid in _descendants(supervisor):
+            if _parent_of(pid) != supervisor or not _alive(pid):
+                continue
+            try:
+                args = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if _CHILD_PATTERNS[name].search(args):
+                return pid
         return None
 
     def supervisor_pid(self) -> int:
