@@ -342,13 +342,15 @@ class Supervisor:
             log_path=log_path,
         )
         valkey.spawn()
+        # Listed at once: a Ctrl-C while it starts must stop it too.
+        self.children.append(valkey)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if valkey.reap_if_dead() is not None:
                 warn(f"valkey-server exited at start-up (see {log_path})")
+                self.children.remove(valkey)
                 return False
             if socket_path.exists() and self.valkey_answers():
-                self.children.append(valkey)
                 self.env["REDIS_URL"] = f"unix://{socket_path}"
                 if not self.setting("CELERY_BROKER_URL"):
                     self.env["CELERY_BROKER_URL"] = f"redis+socket://{socket_path}"
@@ -356,6 +358,7 @@ class Supervisor:
             sleep(POLL_INTERVAL)
         warn("valkey-server did not answer PING within 30 s")
         valkey.stop()
+        self.children.remove(valkey)
         return False
 
     # --- the system ------------------------------------------------------------------------
