@@ -3,7 +3,7 @@
 No variables at all gives a self-contained system: SQLite, in-process cache and channel
 layer, local file storage and background jobs run in-process. DATABASE_URL, REDIS_URL,
 CELERY_BROKER_URL (and the S3 variables, later) switch to the real services. Every variable is
-documented in the README.
+documented in docs/configuration.md.
 """
 
 from __future__ import annotations

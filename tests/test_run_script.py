@@ -490,6 +490,7 @@ def test_migrate_creates_a_missing_var_dir(tmp_path: Path) -> None:
     var = tmp_path / "not" / "there" / "yet"
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
     env["TRITON_VAR_DIR"] = str(var)
+    env["DJANGO_SECRET_KEY"] = "migrate-test-" + "k" * 50
     result = subprocess.run(
         [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "migrate", "--noinput", "-v", "0"],
         cwd=ROOT,
