@@ -45,6 +45,7 @@ BACKOFF_MAX = 30.0
 # A child that ran this long before dying counts as healthy: its next restart is immediate-ish.
 STABLE_AFTER = 30.0
 POLL_INTERVAL = 0.2
+SUPERVISOR_PID = os.getpid()
 
 
 def log(message: str) -> None:
@@ -110,6 +111,21 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+def _die_with_supervisor() -> None:
+    """Runs in each child before exec: SIGTERM it when the supervisor dies, even by SIGKILL
+    (Linux prctl PR_SET_PDEATHSIG), so a killed `make run` leaves no orphan behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != SUPERVISOR_PID:  # it died before prctl took effect
+        os._exit(1)
+
+
 @dataclass
 class Child:
     """One supervised long-running process, in a process group of its own."""
@@ -139,6 +155,8 @@ class Child:
                 stdout=output,
                 stderr=subprocess.STDOUT if output is not None else None,
                 start_new_session=True,
+                # Safe here: the supervisor runs no threads.
+                preexec_fn=_die_with_supervisor,
             )
         finally:
             if output is not None:
