@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import secrets
 import signal
@@ -46,6 +47,7 @@ BACKOFF_MAX = 30.0
 STABLE_AFTER = 30.0
 POLL_INTERVAL = 0.2
 SUPERVISOR_PID = os.getpid()
+CELERY_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "FATAL")
 
 
 def log(message: str) -> None:
@@ -422,6 +424,11 @@ class Supervisor:
         celery = str(VENV_BIN / "celery")
         concurrency = self.setting("CELERY_CONCURRENCY") or "2"
         level = self.setting("CELERY_LOG_LEVEL") or "INFO"
+        # Celery itself exports CELERY_LOG_LEVEL as a number ("20") to processes it starts;
+        # its command line takes only names.
+        if level.isdigit():
+            level = logging.getLevelName(int(level))
+        level = level.upper() if level.upper() in CELERY_LEVELS else "INFO"
         worker_log = self.log_dir / "worker.log"
         beat_log = self.log_dir / "beat.log"
         schedule = self.run_dir / "celerybeat-schedule"

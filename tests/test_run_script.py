@@ -43,6 +43,11 @@ _SCRUBBED = (
     "TEST_REDIS_URL",
     "PYTEST_CURRENT_TEST",
     "PYTEST_ADDOPTS",
+    # Celery exports these to the environment of the process that configured its logging.
+    "CELERY_LOG_LEVEL",
+    "CELERY_LOG_FILE",
+    "CELERY_LOG_REDIRECT",
+    "CELERY_LOG_REDIRECT_LEVEL",
     "MAKEFLAGS",
     "MFLAGS",
     "MAKELEVEL",
