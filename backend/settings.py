@@ -3,7 +3,7 @@
 No variables at all gives a self-contained system: SQLite, in-process cache and channel
 layer, local file storage and background jobs run in-process. DATABASE_URL, REDIS_URL,
 CELERY_BROKER_URL (and the S3 variables, later) switch to the real services. Every variable is
-documented in the README.
+documented in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "channels",
     "guardian",
     "django_prometheus",
+    # Serves the Swagger UI's assets from /static/ninja/ instead of a CDN (works offline).
+    "ninja",
     "backend.accounts",
     "backend.messaging",
     "realtime",
@@ -130,6 +132,9 @@ if _db["ENGINE"] == "django.db.backends.mysql":
         {"CHARSET": "utf8mb4", "COLLATION": _db["OPTIONS"]["collation"]}
     )
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite creates the file but not its folder: a fresh TRITON_VAR_DIR must not break migrate.
+    if _db["NAME"] and _db["NAME"] != ":memory:":
+        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     _db.setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
