@@ -9,10 +9,14 @@ calls invalid is always refused (422).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import datetime
+import types
+import uuid
+from decimal import Decimal
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from django.conf import settings
-from pydantic import AfterValidator, BaseModel, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, StringConstraints, ValidationInfo, field_validator
 
 # JSON Schema patterns are unanchored searches: anchor them.
 NO_NUL = r"^[^\x00]*$"
@@ -81,9 +85,88 @@ SearchTerm = text(max_length=100, trim=True)
 ResetToken = text(max_length=200, min_length=1, pattern=NOT_BLANK, trim=True)
 
 
+# The JSON kind the OpenAPI document gives each Python type: pydantic's lax mode would also
+# take ``0`` for a boolean, ``"5"`` or ``5.0`` for an integer, a number for a decimal string
+# or a timestamp for a date, which the schema calls invalid.
+_JSON_KINDS: dict[type, tuple[type, ...]] = {
+    bool: (bool,),
+    int: (int,),
+    float: (int, float),
+    Decimal: (str,),
+    datetime.datetime: (str,),
+    datetime.date: (str,),
+    uuid.UUID: (str,),
+}
+
+
+def _json_kinds(annotation: Any) -> tuple[type, ...] | None:
+    """The JSON kinds a value of ``annotation`` may arrive as, or None when not checked here."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _json_kinds(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        kinds: list[type] = []
+        for arm in get_args(annotation):
+            if arm is type(None):
+                kinds.append(type(None))
+                continue
+            arm_kinds = _json_kinds(arm)
+            if arm_kinds is None:
+                return None
+            kinds.extend(arm_kinds)
+        return tuple(kinds)
+    return _JSON_KINDS.get(annotation) if isinstance(annotation, type) else None
+
+
+def _item_annotation(annotation: Any) -> Any:
+    """``X`` for ``list[X]`` (possibly Annotated or optional), else None."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _item_annotation(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        arms = [arm for arm in get_args(annotation) if arm is not type(None)]
+        return _item_annotation(arms[0]) if len(arms) == 1 else None
+    if origin in (list, set, tuple, frozenset):
+        args = get_args(annotation)
+        return args[0] if args else None
+    return None
+
+
+def _is_kind(value: object, kinds: tuple[type, ...]) -> bool:
+    # bool is an int subclass in Python, never in JSON.
+    if isinstance(value, bool):
+        return bool in kinds
+    return isinstance(value, kinds)
+
+
 class Input(BaseModel):
     """A request body: a JSON object, nothing else. (ninja's ``Schema`` reads attributes off
-    any value, so ``[]``, ``null`` or ``0`` would pass as an empty object.)"""
+    any value, so ``[]``, ``null`` or ``0`` would pass as an empty object.) Each field takes
+    only the JSON kind its schema names (see ``_JSON_KINDS``)."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_kind_as_documented(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name is None:
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        kinds = _json_kinds(annotation)
+        if kinds is not None and not _is_kind(value, kinds):
+            raise ValueError(f"Expected {_describe(kinds)}.")
+        item = _item_annotation(annotation)
+        item_kinds = _json_kinds(item) if item is not None else None
+        if (
+            item_kinds is not None
+            and isinstance(value, list)
+            and not all(_is_kind(v, item_kinds) for v in value)
+        ):
+            raise ValueError(f"Expected a list of {_describe(item_kinds)} values.")
+        return value
+
+
+def _describe(kinds: tuple[type, ...]) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string"}
+    return " or ".join(names.get(kind, "null") for kind in kinds)
 
 
 class PartialInput(Input):

@@ -167,7 +167,8 @@ def _update(request: HttpRequest, user_id: int, payload: UserPatchIn) -> Any:
     )
 
 
-_UPDATE_RESPONSES = {200: UserOut, **problem_responses(401, 403, 404, 409, 422)}
+# 429: a wrong current_password counts as a failed login for that address.
+_UPDATE_RESPONSES = {200: UserOut, **problem_responses(401, 403, 404, 409, 422, 429)}
 
 
 @users_router.patch(

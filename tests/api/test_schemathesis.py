@@ -17,13 +17,18 @@ from backend.accounts.tokens import token_issue
 from tests.e2e.conftest import ServerPool
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(900),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = ROOT / ".venv" / "bin" / "schemathesis"
 CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
+# Bounded by examples, not by wall-clock time: a time budget on a busy 2-core machine made
+# schemathesis skip every operation ("time limit reached") and prove nothing.
 MAX_EXAMPLES = 10
-MAX_SECONDS = 25
 
 
 def test_the_api_conforms_to_its_openapi_document(
@@ -43,8 +48,6 @@ def test_the_api_conforms_to_its_openapi_document(
             "all",
             "--max-examples",
             str(MAX_EXAMPLES),
-            "--max-time",
-            str(MAX_SECONDS),
             "--header",
             f"Authorization: Bearer {token}",
             "--request-timeout",
@@ -60,10 +63,11 @@ def test_the_api_conforms_to_its_openapi_document(
         cwd=tmp_path,  # schemathesis keeps a cache in its working directory
         capture_output=True,
         text=True,
-        timeout=MAX_SECONDS + 120,
+        timeout=900,
         check=False,
     )
     report = result.stdout + result.stderr
     print(report)  # shown with -rP: the phases, their timings and the operations covered
     assert result.returncode == 0, report
     assert "No issues found" in report or "passed" in report, report
+    assert "Tested: 0" not in report and "Empty test suite" not in report, report
