@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "backend.accounts",
     "backend.messaging",
+    "backend.todos",
     "realtime",
 ]
 

@@ -45,3 +45,11 @@ class RoomFactory(factory.django.DjangoModelFactory):
 
 def bearer_for(user: User, device_name: str = "tests") -> str:
     return token_issue(user=user, device_name=device_name).plain_text
+
+
+class TaskFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "todos.Task"
+
+    user = factory.SubFactory(UserFactory)
+    title = factory.Sequence(lambda n: f"task {n}")
