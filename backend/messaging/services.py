@@ -1,0 +1,168 @@
+"""Writes of the messaging area: rooms and their members, chat messages, mail.
+
+Room rules: only members read a room, post to it or see its presence. Any member may add
+another active user; the room's creator may remove anyone but themselves; every other member
+may remove only themselves (leave). A removed user's live ``room.{id}`` subscriptions are
+ended once the removal commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+
+from backend.accounts.models import User
+from backend.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
+from backend.messaging.access import require_chat_use
+from backend.messaging.models import Message, Room, RoomMembership
+from backend.messaging.selectors import (
+    message_representation,
+    room_get_for_member,
+    room_representation,
+)
+from realtime.publish import publish, reauthorize_user
+
+
+def _active_users(ids: list[int], *, loc: list[str | int]) -> list[User]:
+    """These users, all active; 422 on ``loc`` when one is missing or inactive."""
+    wanted = set(ids)
+    users = list(User.objects.filter(pk__in=wanted, is_active=True))
+    if len(users) != len(wanted):
+        raise ValidationFailed(
+            detail="Unknown or inactive user.",
+            errors=[FieldError(loc=loc, msg="No such active user.")],
+        )
+    return users
+
+
+def _publish_room_updated(room_id: int, *, also_user_ids: tuple[int, ...] = ()) -> None:
+    """``room.updated`` with the room as GET shows it, to its members' topic and to users
+    who joined or left (they are not, or no longer, subscribed to it)."""
+    room = Room.objects.prefetch_related("memberships").get(pk=room_id)
+    data = room_representation(room)
+    publish(f"room.{room_id}", "room.updated", data)
+    for user_id in also_user_ids:
+        publish(f"user.{user_id}", "room.updated", data)
+
+
+# --- rooms ----------------------------------------------------------------------------------
+def room_create(*, actor: User, name: str, member_ids: list[int] | None = None) -> Room:
+    require_chat_use(actor)
+    others = _active_users(
+        [pk for pk in dict.fromkeys(member_ids or []) if pk != actor.pk],
+        loc=["body", "member_ids"],
+    )
+    with transaction.atomic():
+        room = Room.objects.create(name=name, created_by=actor)
+        RoomMembership.objects.bulk_create(
+            [RoomMembership(room=room, user=user) for user in [actor, *others]]
+        )
+        room = _reload(room.pk)
+        for user in others:  # they learn of the room they were put in
+            publish(f"user.{user.pk}", "room.updated", room_representation(room))
+    return room
+
+
+def _reload(room_id: int) -> Room:
+    return Room.objects.prefetch_related("memberships").get(pk=room_id)
+
+
+def room_member_add(*, actor: User, room_id: int, user_id: int) -> Room:
+    """Any member may add an active user; adding a member again changes nothing."""
+    require_chat_use(actor)
+    with transaction.atomic():
+        room = room_get_for_member(actor=actor, room_id=room_id)
+        (user,) = _active_users([user_id], loc=["body", "user_id"])
+        _, added = RoomMembership.objects.get_or_create(room=room, user=user)
+        if added:
+            _publish_room_updated(room.pk, also_user_ids=(user.pk,))
+    return _reload(room.pk)
+
+
+def room_member_remove(*, actor: User, room_id: int, user_id: int) -> None:
+    """The creator removes anyone else; a member removes themselves (leaves)."""
+    require_chat_use(actor)
+    with transaction.atomic():
+        room = room_get_for_member(actor=actor, room_id=room_id)
+        if user_id != actor.pk and room.created_by_id != actor.pk:
+            raise PermissionDenied(detail="Only the room's creator may remove other members.")
+        if user_id == actor.pk and room.created_by_id == actor.pk:
+            raise Conflict(detail="The creator cannot leave the room.")
+        deleted, _ = RoomMembership.objects.filter(room=room, user_id=user_id).delete()
+        if not deleted:
+            raise NotFound(detail="No such member.")
+        _publish_room_updated(room.pk, also_user_ids=(user_id,))
+        reauthorize_user(user_id)
+
+
+# --- messages -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SentMessage:
+    message: Message
+    # False when the sender's client_msg_id named a message already stored (a retry).
+    created: bool
+
+
+def message_send(
+    *,
+    actor: User,
+    body: str,
+    room_id: int | None = None,
+    recipient_id: int | None = None,
+    client_msg_id: str | None = None,
+) -> SentMessage:
+    """Store a chat message in a room (members only) or to one user, and publish
+    ``message.created`` to ``room.{id}``, or to both parties' ``user.{id}``.
+
+    Idempotent per sender and ``client_msg_id``: a retry finds the stored message and
+    stores nothing (a unique constraint settles concurrent retries). REST and the socket's
+    ``message.send`` both come here."""
+    if (room_id is None) == (recipient_id is None):
+        raise ValidationFailed(
+            detail="Give exactly one of room_id and recipient_id.",
+            errors=[
+                FieldError(loc=["body", "room_id"], msg="Exactly one of room_id, recipient_id.")
+            ],
+        )
+    require_chat_use(actor)
+    if client_msg_id is not None:
+        earlier = Message.objects.filter(sender=actor, client_msg_id=client_msg_id).first()
+        if earlier is not None:
+            return SentMessage(message=earlier, created=False)
+    with transaction.atomic():
+        if room_id is not None:
+            # A room one is not in and a missing room both answer forbidden.
+            # Locked: the room cannot vanish (nor the sender leave) before the insert.
+            membership = RoomMembership.objects.select_for_update().filter(
+                room_id=room_id, user=actor
+            )
+            if membership.first() is None:
+                raise PermissionDenied(detail="Only members of the room may post to it.")
+            target = {"room_id": room_id}
+        else:
+            if recipient_id == actor.pk:
+                raise ValidationFailed(
+                    detail="A direct message needs another user.",
+                    errors=[FieldError(loc=["body", "recipient_id"], msg="Not yourself.")],
+                )
+            _active_users([recipient_id], loc=["body", "recipient_id"])  # type: ignore[list-item]
+            target = {"recipient_id": recipient_id}
+        try:
+            with transaction.atomic():  # a savepoint: the duplicate below must not end ours
+                message = Message.objects.create(
+                    sender=actor, body=body, client_msg_id=client_msg_id, **target
+                )
+        except IntegrityError:
+            # A concurrent retry with the same key committed first (READ COMMITTED sees it).
+            earlier = Message.objects.filter(sender=actor, client_msg_id=client_msg_id).first()
+            if client_msg_id is None or earlier is None:
+                raise
+            return SentMessage(message=earlier, created=False)
+        data = message_representation(message)
+        if message.room_id is not None:
+            publish(f"room.{message.room_id}", "message.created", data)
+        else:
+            publish(f"user.{actor.pk}", "message.created", data)
+            publish(f"user.{message.recipient_id}", "message.created", data)
+    return SentMessage(message=message, created=True)
