@@ -53,3 +53,15 @@ class TaskFactory(factory.django.DjangoModelFactory):
 
     user = factory.SubFactory(UserFactory)
     title = factory.Sequence(lambda n: f"task {n}")
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    """A room message by default; pass ``room=None, recipient=<user>`` for a direct one."""
+
+    class Meta:
+        model = "messaging.Message"
+
+    sender = factory.SubFactory(UserFactory)
+    room = factory.SubFactory(RoomFactory)
+    recipient = None
+    body = factory.Sequence(lambda n: f"message {n}")
