@@ -40,7 +40,7 @@ errors.install(api)
 
 def _mount_routers() -> None:
     from api.accounts.router import auth_router, permissions_router, roles_router, users_router
-    from api.messaging.router import messages_router, rooms_router
+    from api.messaging.router import mails_router, messages_router, rooms_router
     from api.operations.router import router as operations_router
     from api.todos.router import router as tasks_router
 
@@ -51,6 +51,7 @@ def _mount_routers() -> None:
     api.add_router("/tasks", tasks_router, tags=["tasks"])
     api.add_router("/rooms", rooms_router, tags=["chat"])
     api.add_router("/messages", messages_router, tags=["chat"])
+    api.add_router("/mails", mails_router, tags=["mail"])
     api.add_router("/", operations_router, tags=["operations"])
 
 

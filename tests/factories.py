@@ -65,3 +65,19 @@ class MessageFactory(factory.django.DjangoModelFactory):
     room = factory.SubFactory(RoomFactory)
     recipient = None
     body = factory.Sequence(lambda n: f"message {n}")
+
+
+class MailFactory(factory.django.DjangoModelFactory):
+    """A received copy in its owner's inbox, unread."""
+
+    class Meta:
+        model = "messaging.Mail"
+
+    user = factory.SubFactory(UserFactory)
+    folder = "inbox"
+    home_folder = factory.LazyAttribute(lambda mail: mail.folder)
+    subject = factory.Sequence(lambda n: f"subject {n}")
+    body = "<p>hello</p>"
+    read_flag = False
+    sender = factory.SubFactory(UserFactory)
+    recipient_ids = factory.LazyAttribute(lambda mail: [mail.user.pk])

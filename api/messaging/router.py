@@ -1,4 +1,4 @@
-"""/rooms and /messages (chat). Thin: parse, call a service or selector, shape."""
+"""/rooms and /messages (chat), /mails. Thin: parse, call a service or selector, shape."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ from ninja import Query, Router, Status
 from api.errors import problem_responses
 from api.messaging.schemas import (
     DirectMessagesQuery,
+    MailCountsOut,
+    MailListQuery,
+    MailOut,
+    MailPatchIn,
+    MailSendIn,
     MessageCursor,
     MessageOut,
     MessagePageOut,
@@ -22,11 +27,17 @@ from api.messaging.schemas import (
 from api.pagination import Page, PageParams, paginate
 from api.security import current_user
 from backend.messaging import selectors, services
-from backend.messaging.access import require_chat_use
-from backend.messaging.selectors import MessagePage, message_representation, room_representation
+from backend.messaging.access import require_chat_use, require_mail_use
+from backend.messaging.selectors import (
+    MessagePage,
+    mail_representation,
+    message_representation,
+    room_representation,
+)
 
 rooms_router = Router()
 messages_router = Router()
+mails_router = Router()
 
 
 def _message_page(page: MessagePage) -> dict[str, Any]:
@@ -152,3 +163,78 @@ def message_send(request: HttpRequest, payload: MessageSendIn) -> Status[dict[st
     )
     # A retry answers exactly like the first send: the same message.
     return Status(201, message_representation(sent.message))
+
+
+# --- /mails ---------------------------------------------------------------------------------
+@mails_router.get(
+    "",
+    response={200: Page[MailOut], **problem_responses(401, 403, 422)},
+    summary="Own mail, newest first; ?folder= and ?search= (subject)",
+)
+def mail_list(request: HttpRequest, query: Query[MailListQuery]) -> dict[str, Any]:
+    actor = current_user(request)
+    require_mail_use(actor)
+    mails = selectors.mail_list(actor=actor, folder=query.folder, search=query.search)
+    page = paginate(mails, query)
+    page["items"] = [mail_representation(mail) for mail in page["items"]]
+    return page
+
+
+@mails_router.post(
+    "",
+    response={201: MailOut, **problem_responses(401, 403, 422)},
+    summary="Send: the sender's copy goes to sent, one copy to each recipient's inbox",
+)
+def mail_send(request: HttpRequest, payload: MailSendIn) -> Status[dict[str, Any]]:
+    sent = services.mail_send(
+        actor=current_user(request), to=payload.to, subject=payload.subject, body=payload.body
+    )
+    return Status(201, mail_representation(sent))
+
+
+@mails_router.get(
+    "/counts",
+    response={200: MailCountsOut, **problem_responses(401, 403)},
+    summary="Unread mail per folder",
+)
+def mail_counts(request: HttpRequest) -> dict[str, int]:
+    actor = current_user(request)
+    require_mail_use(actor)
+    return selectors.mail_unread_counts(user_id=actor.pk)
+
+
+@mails_router.get(
+    "/{int:mail_id}",
+    response={200: MailOut, **problem_responses(401, 403, 404)},
+    summary="One own mail (anyone else's is 404)",
+)
+def mail_detail(request: HttpRequest, mail_id: int) -> dict[str, Any]:
+    actor = current_user(request)
+    require_mail_use(actor)
+    return mail_representation(selectors.mail_get(actor=actor, mail_id=mail_id))
+
+
+@mails_router.patch(
+    "/{int:mail_id}",
+    response={200: MailOut, **problem_responses(401, 403, 404, 422)},
+    summary="Mark read/unread, move to a folder",
+)
+def mail_patch(request: HttpRequest, mail_id: int, payload: MailPatchIn) -> dict[str, Any]:
+    changes = payload.model_dump(exclude_unset=True)
+    mail = services.mail_update(
+        actor=current_user(request),
+        mail_id=mail_id,
+        read_flag=changes.get("read_flag"),
+        folder=changes.get("folder"),
+    )
+    return mail_representation(mail)
+
+
+@mails_router.delete(
+    "/{int:mail_id}",
+    response={204: None, **problem_responses(401, 403, 404)},
+    summary="Move to trash; a mail already in trash is deleted for good",
+)
+def mail_delete(request: HttpRequest, mail_id: int) -> Status[None]:
+    services.mail_delete(actor=current_user(request), mail_id=mail_id)
+    return Status(204, None)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from ninja import Schema
 from pydantic import Field, StringConstraints, field_validator
 
 from api.accounts.schemas import _Input, _utf8
+from api.pagination import PageParams
 from backend.messaging.models import (
     CLIENT_MSG_ID_MAX_LENGTH,
+    MAIL_BODY_MAX_LENGTH,
+    MAIL_SUBJECT_MAX_LENGTH,
     MESSAGE_BODY_MAX_LENGTH,
 )
 
@@ -102,3 +105,63 @@ class MessageSendIn(_Input):
         if not value.strip():
             raise ValueError("The message is empty.")
         return value
+
+
+# --- mail -----------------------------------------------------------------------------------
+Folder = Literal["inbox", "sent", "drafts", "archive", "trash"]
+Subject = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAIL_SUBJECT_MAX_LENGTH),
+    _utf8,
+]
+MailBody = Annotated[str, StringConstraints(max_length=MAIL_BODY_MAX_LENGTH), _utf8]
+SearchTerm = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), _utf8]
+
+
+class MailOut(Schema):
+    id: int
+    user_id: int = Field(description="Whose mailbox this copy is in.")
+    folder: Folder
+    subject: str
+    body: str = Field(description="Sanitized HTML.")
+    read_flag: bool
+    sender_id: int | None
+    recipient_ids: list[int]
+    created_at: datetime
+
+
+class MailCountsOut(Schema):
+    """Unread copies per folder."""
+
+    inbox: int
+    sent: int
+    drafts: int
+    archive: int
+    trash: int
+
+
+class MailSendIn(_Input):
+    to: list[UserId] = Field(min_length=1, max_length=100, description="Recipient user ids.")
+    subject: Subject
+    body: MailBody
+
+
+class MailPatchIn(_Input):
+    """Fields may be left out, never null."""
+
+    read_flag: bool = None  # type: ignore[assignment]
+    folder: Folder = Field(  # type: ignore[assignment]
+        None, description="archive and trash always; inbox/sent/drafts only where it came from."
+    )
+
+    @field_validator("read_flag", "folder", mode="before")
+    @classmethod
+    def _no_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("May be left out, but not null.")
+        return value
+
+
+class MailListQuery(PageParams):
+    folder: Folder | None = Field(None, description="Only this folder.")
+    search: SearchTerm = Field("", description="Case-insensitive match on the subject.")

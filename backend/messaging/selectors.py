@@ -1,15 +1,17 @@
-"""Reads of the messaging area: rooms, chat messages, mail."""
+"""Reads of the messaging area: rooms, chat messages, mail. Everything is scoped to the
+actor in the query itself: rooms they are a member of, conversations they are a party to,
+their own mail copies."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from backend.accounts.models import User
 from backend.core.errors import NotFound
-from backend.messaging.models import Message, Room, RoomMembership
+from backend.messaging.models import Mail, MailFolder, Message, Room, RoomMembership
 
 
 def room_is_member(*, room_id: int, user_id: int) -> bool:
@@ -105,3 +107,53 @@ def direct_messages(
         Q(sender=actor, recipient_id=other_user_id) | Q(sender_id=other_user_id, recipient=actor)
     )
     return _page_before(conversation, before=before, limit=limit)
+
+
+# --- mail -----------------------------------------------------------------------------------
+def mail_representation(mail: Mail) -> dict[str, Any]:
+    """The mail as ``GET /mails/{id}`` shows it and as its events carry it."""
+    return {
+        "id": mail.pk,
+        "user_id": mail.user_id,
+        "folder": mail.folder,
+        "subject": mail.subject,
+        "body": mail.body,
+        "read_flag": mail.read_flag,
+        "sender_id": mail.sender_id,
+        "recipient_ids": list(mail.recipient_ids),
+        "created_at": mail.created_at,
+    }
+
+
+def mail_list(
+    *, actor: User, folder: str | None = None, search: str | None = None
+) -> QuerySet[Mail]:
+    """The actor's own copies, newest first; ``search`` matches the subject."""
+    mails = Mail.objects.filter(user=actor).order_by("-id")
+    if folder:
+        mails = mails.filter(folder=folder)
+    if search:
+        mails = mails.filter(subject__icontains=search)
+    return mails
+
+
+def mail_get(*, actor: User, mail_id: int) -> Mail:
+    """One of the actor's copies; anyone else's is 404 like a missing one."""
+    mail = Mail.objects.filter(pk=mail_id, user=actor).first()
+    if mail is None:
+        raise NotFound(detail="No such mail.")
+    return mail
+
+
+def mail_unread_counts(*, user_id: int) -> dict[str, int]:
+    """Unread copies per folder, every folder present (one grouped query)."""
+    counts = dict.fromkeys(MailFolder.values, 0)
+    rows = (
+        Mail.objects.filter(user_id=user_id, read_flag=False)
+        .values_list("folder")
+        .annotate(unread=Count("id"))
+        .order_by()
+    )
+    for folder, unread in rows:
+        counts[folder] = unread
+    return counts

@@ -1,5 +1,8 @@
 """Writes of the messaging area: rooms and their members, chat messages, mail.
 
+Mail rules: a user reads and changes only their own copies (anyone else's are 404). A copy
+may move to archive or trash at any time, and back to the folder it was first filed in.
+
 Room rules: only members read a room, post to it or see its presence. Any member may add
 another active user; the room's creator may remove anyone but themselves; every other member
 may remove only themselves (leave). A removed user's live ``room.{id}`` subscriptions are
@@ -11,12 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from backend.accounts.models import User
 from backend.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
-from backend.messaging.access import require_chat_use
-from backend.messaging.models import Message, Room, RoomMembership
+from backend.core.html import sanitize_html
+from backend.messaging.access import require_chat_use, require_mail_use
+from backend.messaging.models import Mail, MailFolder, Message, Room, RoomMembership
 from backend.messaging.selectors import (
+    mail_representation,
+    mail_unread_counts,
     message_representation,
     room_get_for_member,
     room_representation,
@@ -166,3 +173,108 @@ def message_send(
             publish(f"user.{actor.pk}", "message.created", data)
             publish(f"user.{message.recipient_id}", "message.created", data)
     return SentMessage(message=message, created=True)
+
+
+# --- mail -----------------------------------------------------------------------------------
+# Folders a copy may always be moved to; inbox, sent and drafts only by the copy first filed
+# there (a received mail cannot pose as sent).
+_FREE_FOLDERS = frozenset({MailFolder.ARCHIVE, MailFolder.TRASH})
+
+
+def _publish_mail(mail: Mail, event: str) -> None:
+    """``{mail, counts}`` to the copy's owner: the copy as GET shows it and the owner's
+    unread counts after this change."""
+    publish(
+        f"user.{mail.user_id}",
+        event,
+        {"mail": mail_representation(mail), "counts": mail_unread_counts(user_id=mail.user_id)},
+    )
+
+
+def mail_send(*, actor: User, to: list[int], subject: str, body: str) -> Mail:
+    """File the sender's copy in ``sent`` and one copy in each recipient's ``inbox``, in one
+    transaction; ``mail.received`` to each recipient and ``mail.sent`` to the sender. The
+    body is HTML, sanitized like posts. Returns the sender's copy."""
+    require_mail_use(actor)
+    recipient_ids = list(dict.fromkeys(to))
+    _active_users(recipient_ids, loc=["body", "to"])
+    clean_body = sanitize_html(body)
+    with transaction.atomic():
+        common = {
+            "subject": subject,
+            "body": clean_body,
+            "sender": actor,
+            "recipient_ids": recipient_ids,
+            "created_at": timezone.now(),
+        }
+        sent = Mail.objects.create(
+            user=actor,
+            folder=MailFolder.SENT,
+            home_folder=MailFolder.SENT,
+            read_flag=True,
+            **common,
+        )
+        received = [
+            Mail.objects.create(
+                user_id=user_id, folder=MailFolder.INBOX, home_folder=MailFolder.INBOX, **common
+            )
+            for user_id in recipient_ids
+        ]
+        _publish_mail(sent, "mail.sent")
+        for copy in received:
+            _publish_mail(copy, "mail.received")
+    return sent
+
+
+def _locked_own_mail(*, actor: User, mail_id: int) -> Mail:
+    mail = Mail.objects.select_for_update().filter(pk=mail_id, user=actor).first()
+    if mail is None:
+        raise NotFound(detail="No such mail.")
+    return mail
+
+
+def mail_update(
+    *, actor: User, mail_id: int, read_flag: bool | None = None, folder: str | None = None
+) -> Mail:
+    """Mark read or unread and/or move to another folder; ``mail.updated`` when something
+    changed."""
+    require_mail_use(actor)
+    with transaction.atomic():
+        mail = _locked_own_mail(actor=actor, mail_id=mail_id)
+        dirty: list[str] = []
+        if folder is not None and folder != mail.folder:
+            if folder not in _FREE_FOLDERS and folder != mail.home_folder:
+                raise ValidationFailed(
+                    detail=f"This mail can go to archive, trash or {mail.home_folder} only.",
+                    errors=[FieldError(loc=["body", "folder"], msg="Not a folder for this mail.")],
+                )
+            mail.folder = folder
+            dirty.append("folder")
+        if read_flag is not None and read_flag != mail.read_flag:
+            mail.read_flag = read_flag
+            dirty.append("read_flag")
+        if dirty:
+            mail.save(update_fields=dirty)
+            _publish_mail(mail, "mail.updated")
+    return mail
+
+
+def mail_delete(*, actor: User, mail_id: int) -> Mail | None:
+    """Outside trash: move to trash (``mail.updated``); returns the copy. In trash: delete it
+    for good (``mail.deleted`` with ``{id, counts}``); returns None."""
+    require_mail_use(actor)
+    with transaction.atomic():
+        mail = _locked_own_mail(actor=actor, mail_id=mail_id)
+        if mail.folder != MailFolder.TRASH:
+            mail.folder = MailFolder.TRASH
+            mail.save(update_fields=["folder"])
+            _publish_mail(mail, "mail.updated")
+            return mail
+        deleted_id = mail.pk
+        mail.delete()
+        publish(
+            f"user.{actor.pk}",
+            "mail.deleted",
+            {"id": deleted_id, "counts": mail_unread_counts(user_id=actor.pk)},
+        )
+    return None
