@@ -11,6 +11,7 @@ ended once the removal commits.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -20,7 +21,15 @@ from backend.accounts.models import User
 from backend.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from backend.core.html import sanitize_html
 from backend.messaging.access import require_chat_use, require_mail_use
-from backend.messaging.models import Mail, MailFolder, Message, Room, RoomMembership
+from backend.messaging.models import (
+    CLIENT_MSG_ID_MAX_LENGTH,
+    MESSAGE_BODY_MAX_LENGTH,
+    Mail,
+    MailFolder,
+    Message,
+    Room,
+    RoomMembership,
+)
 from backend.messaging.selectors import (
     mail_representation,
     mail_unread_counts,
@@ -104,6 +113,29 @@ def room_member_remove(*, actor: User, room_id: int, user_id: int) -> None:
 
 
 # --- messages -------------------------------------------------------------------------------
+_CLIENT_MSG_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{CLIENT_MSG_ID_MAX_LENGTH}}}")
+
+
+def _validate_message(*, body: str, client_msg_id: str | None) -> None:
+    """The rules REST and socket sends share (the REST schema states them too)."""
+    errors = []
+    if not body.strip():
+        errors.append(FieldError(loc=["body", "body"], msg="The message is empty."))
+    elif len(body) > MESSAGE_BODY_MAX_LENGTH:
+        errors.append(
+            FieldError(loc=["body", "body"], msg=f"At most {MESSAGE_BODY_MAX_LENGTH} characters.")
+        )
+    if client_msg_id is not None and not _CLIENT_MSG_ID.fullmatch(client_msg_id):
+        errors.append(
+            FieldError(
+                loc=["body", "client_msg_id"],
+                msg=f"1 to {CLIENT_MSG_ID_MAX_LENGTH} of letters, digits and ._:- only.",
+            )
+        )
+    if errors:
+        raise ValidationFailed(detail="The message is not valid.", errors=errors)
+
+
 @dataclass(frozen=True)
 class SentMessage:
     message: Message
@@ -125,6 +157,7 @@ def message_send(
     Idempotent per sender and ``client_msg_id``: a retry finds the stored message and
     stores nothing (a unique constraint settles concurrent retries). REST and the socket's
     ``message.send`` both come here."""
+    _validate_message(body=body, client_msg_id=client_msg_id)
     if (room_id is None) == (recipient_id is None):
         raise ValidationFailed(
             detail="Give exactly one of room_id and recipient_id.",
