@@ -164,3 +164,23 @@ def test_member_list_shows_who_is_online(customer: User, as_customer: ApiClient)
         {"user_id": customer.pk, "name": customer.name, "online": False},
         {"user_id": bob.pk, "name": "Bob", "online": True},
     ]
+
+
+HUGE = "99999999999999999999999"
+
+
+def test_out_of_range_ids_are_404_not_500(customer: User, as_customer: ApiClient) -> None:
+    room = RoomFactory(created_by=customer, members=[customer])
+    for method, path in (
+        ("GET", f"/rooms/{HUGE}"),
+        ("GET", f"/rooms/{HUGE}/members"),
+        ("GET", f"/rooms/{HUGE}/messages"),
+        ("DELETE", f"/rooms/{HUGE}/members/1"),
+        ("DELETE", f"/rooms/{room.pk}/members/{HUGE}"),
+        ("GET", f"/mails/{HUGE}"),
+        ("DELETE", f"/mails/{HUGE}"),
+        ("PATCH", f"/tasks/{HUGE}"),
+    ):
+        answer = as_customer.request(method, path, {"title": "x"} if method == "PATCH" else None)
+        check_problem(answer, 404)
+    check_problem(as_customer.post(f"/rooms/{HUGE}/members", {"user_id": 1}), 404)
