@@ -5,8 +5,9 @@ may move to archive or trash at any time, and back to the folder it was first fi
 
 Room rules: only members read a room, post to it or see its presence. Any member may add
 another active user; the room's creator may remove anyone but themselves; every other member
-may remove only themselves (leave). A removed user's live ``room.{id}`` subscriptions are
-ended once the removal commits.
+may remove only themselves (leave); the creator cannot leave (a room whose creator's account
+is gone keeps its members). A removed user's live ``room.{id}`` subscriptions are ended once
+the removal commits.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from backend.messaging.selectors import (
     mail_representation,
     mail_unread_counts,
     message_representation,
+    room_get,
     room_get_for_member,
     room_representation,
 )
@@ -55,8 +57,7 @@ def _active_users(ids: list[int], *, loc: list[str | int]) -> list[User]:
 def _publish_room_updated(room_id: int, *, also_user_ids: tuple[int, ...] = ()) -> None:
     """``room.updated`` with the room as GET shows it, to its members' topic and to users
     who joined or left (they are not, or no longer, subscribed to it)."""
-    room = Room.objects.prefetch_related("memberships").get(pk=room_id)
-    data = room_representation(room)
+    data = room_representation(room_get(room_id=room_id))
     publish(f"room.{room_id}", "room.updated", data)
     for user_id in also_user_ids:
         publish(f"user.{user_id}", "room.updated", data)
@@ -74,14 +75,10 @@ def room_create(*, actor: User, name: str, member_ids: list[int] | None = None) 
         RoomMembership.objects.bulk_create(
             [RoomMembership(room=room, user=user) for user in [actor, *others]]
         )
-        room = _reload(room.pk)
+        room = room_get(room_id=room.pk)
         for user in others:  # they learn of the room they were put in
             publish(f"user.{user.pk}", "room.updated", room_representation(room))
     return room
-
-
-def _reload(room_id: int) -> Room:
-    return Room.objects.prefetch_related("memberships").get(pk=room_id)
 
 
 def room_member_add(*, actor: User, room_id: int, user_id: int) -> Room:
@@ -90,10 +87,14 @@ def room_member_add(*, actor: User, room_id: int, user_id: int) -> Room:
     with transaction.atomic():
         room = room_get_for_member(actor=actor, room_id=room_id)
         (user,) = _active_users([user_id], loc=["body", "user_id"])
-        _, added = RoomMembership.objects.get_or_create(room=room, user=user)
+        try:
+            with transaction.atomic():  # a savepoint: a concurrent add may win the race
+                _, added = RoomMembership.objects.get_or_create(room=room, user=user)
+        except IntegrityError:
+            added = False
         if added:
             _publish_room_updated(room.pk, also_user_ids=(user.pk,))
-    return _reload(room.pk)
+    return room_get(room_id=room.pk)
 
 
 def room_member_remove(*, actor: User, room_id: int, user_id: int) -> None:
