@@ -117,10 +117,21 @@ def room_member_remove(*, actor: User, room_id: int, user_id: int) -> None:
 _CLIENT_MSG_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{CLIENT_MSG_ID_MAX_LENGTH}}}")
 
 
+def _encodable(text: str) -> bool:
+    """JSON allows lone surrogates; UTF-8 and the database do not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _validate_message(*, body: str, client_msg_id: str | None) -> None:
     """The rules REST and socket sends share (the REST schema states them too)."""
     errors = []
-    if not body.strip():
+    if "\x00" in body or not _encodable(body):
+        errors.append(FieldError(loc=["body", "body"], msg="Text must be valid Unicode."))
+    elif not body.strip():
         errors.append(FieldError(loc=["body", "body"], msg="The message is empty."))
     elif len(body) > MESSAGE_BODY_MAX_LENGTH:
         errors.append(
