@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
@@ -94,3 +95,55 @@ async def test_member_list_shows_who_is_online(server: Server, open_ws: OpenWS) 
                 break
             await asyncio.sleep(0.05)
         assert not any(m["online"] for m in members)
+
+
+async def test_socket_send_is_acked_and_a_retry_after_reconnect_stores_nothing(
+    server: Server, open_ws: OpenWS
+) -> None:
+    alice, alice_token = await make_user()
+    bob, bob_token = await make_user()
+    room = await make_room(alice, bob)
+    topic = f"room.{room.pk}"
+    bob_ws: WS = await open_ws(server, token=bob_token.plain_text)
+    await bob_ws.subscribe(topic)
+    key = str(uuid.uuid4())
+    frame = {"type": "message.send", "room_id": room.pk, "body": "hi", "client_msg_id": key}
+
+    first_ws: WS = await open_ws(server, token=alice_token.plain_text)
+    await first_ws.send({**frame, "id": 1})
+    ack, _ = await first_ws.recv_until(lambda f: f.get("type") == "ack")
+    assert ack == {"type": "ack", "client_msg_id": key, "message_id": ack["message_id"], "id": 1}
+    created = await next_message(bob_ws, topic)
+    assert created["id"] == ack["message_id"]
+    # The client lost the ack (say) and resends on a new connection: same ack, no new row.
+    await first_ws.close()
+    second_ws: WS = await open_ws(server, token=alice_token.plain_text)
+    await second_ws.send({**frame, "id": 2})
+    again, _ = await second_ws.recv_until(lambda f: f.get("type") == "ack")
+    assert again == {**ack, "id": 2}
+    assert await message_count() == 1
+    later = [
+        f for f in await bob_ws.drain() if f.get("event") == "message.created"
+    ]  # nothing more for the room
+    assert later == []
+    # REST with the same key answers the same message.
+    async with api(server, alice_token.plain_text) as alice_api:
+        answer = await alice_api.post(
+            "/messages", json={"room_id": room.pk, "body": "hi", "client_msg_id": key}
+        )
+    assert answer.status_code == 201
+    assert answer.json() == created
+    assert await message_count() == 1
+
+
+async def test_socket_send_to_a_room_one_is_not_in_is_forbidden(
+    server: Server, open_ws: OpenWS
+) -> None:
+    alice, _ = await make_user()
+    _mallory, mallory_token = await make_user()
+    room = await make_room(alice)
+    ws: WS = await open_ws(server, token=mallory_token.plain_text)
+    await ws.send({"type": "message.send", "room_id": room.pk, "body": "x", "id": "m"})
+    error, _ = await ws.recv_until(lambda f: f.get("type") == "error")
+    assert (error["code"], error["id"]) == ("forbidden", "m")
+    assert await message_count() == 0
