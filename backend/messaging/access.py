@@ -1,15 +1,15 @@
-"""Who may use chat and mail. Room rules (members only, who adds and removes) live in the
-services; these are the role-level rights every chat or mail action needs first."""
+"""The role-level rights every chat or mail action needs first. Room rules (members only,
+who adds and removes) and mail ownership live in the services and selectors."""
 
 from __future__ import annotations
 
 from backend.accounts.models import User
-from backend.accounts.permissions import require_permission
+from backend.core.permissions import require_perm
 
 
 def require_chat_use(user: User) -> None:
-    require_permission(user, "chat.use")
+    require_perm(user, "chat.use")
 
 
 def require_mail_use(user: User) -> None:
-    require_permission(user, "mail.use")
+    require_perm(user, "mail.use")
