@@ -103,12 +103,20 @@ errors.install(api)
 
 def _mount_routers() -> None:
     from api.accounts.router import auth_router, permissions_router, roles_router, users_router
+    from api.content.storage import router as storage_router
+    from api.messaging.router import mails_router, messages_router, rooms_router
     from api.operations.router import router as operations_router
+    from api.todos.router import router as tasks_router
 
     api.add_router("/auth", auth_router, tags=["auth"])
     api.add_router("/users", users_router, tags=["users"])
     api.add_router("/roles", roles_router, tags=["roles"])
     api.add_router("/permissions", permissions_router, tags=["roles"])
+    api.add_router("/storage", storage_router, tags=["files"])
+    api.add_router("/tasks", tasks_router, tags=["tasks"])
+    api.add_router("/rooms", rooms_router, tags=["chat"])
+    api.add_router("/messages", messages_router, tags=["chat"])
+    api.add_router("/mails", mails_router, tags=["mail"])
     api.add_router("/", operations_router, tags=["operations"])
 
 

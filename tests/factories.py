@@ -45,3 +45,39 @@ class RoomFactory(factory.django.DjangoModelFactory):
 
 def bearer_for(user: User, device_name: str = "tests") -> str:
     return token_issue(user=user, device_name=device_name).plain_text
+
+
+class TaskFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "todos.Task"
+
+    user = factory.SubFactory(UserFactory)
+    title = factory.Sequence(lambda n: f"task {n}")
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    """A room message by default; pass ``room=None, recipient=<user>`` for a direct one."""
+
+    class Meta:
+        model = "messaging.Message"
+
+    sender = factory.SubFactory(UserFactory)
+    room = factory.SubFactory(RoomFactory)
+    recipient = None
+    body = factory.Sequence(lambda n: f"message {n}")
+
+
+class MailFactory(factory.django.DjangoModelFactory):
+    """A received copy in its owner's inbox, unread."""
+
+    class Meta:
+        model = "messaging.Mail"
+
+    user = factory.SubFactory(UserFactory)
+    folder = "inbox"
+    home_folder = factory.LazyAttribute(lambda mail: mail.folder)
+    subject = factory.Sequence(lambda n: f"subject {n}")
+    body = "<p>hello</p>"
+    read_flag = False
+    sender = factory.SubFactory(UserFactory)
+    recipient_ids = factory.LazyAttribute(lambda mail: [mail.user.pk])

@@ -40,8 +40,4 @@ PERMISSIONS: tuple[PermissionSpec, ...] = (
         "files.upload", "Upload and share own files", _NOT_YET_HOMED, roles=(CUSTOMER, EDITOR)
     ),
     PermissionSpec("files.manage", "Read and delete any file", _NOT_YET_HOMED),
-    PermissionSpec("tasks.use", "Keep an own to-do list", _NOT_YET_HOMED, roles=(CUSTOMER, EDITOR)),
-    PermissionSpec(
-        "mail.use", "Send and read internal mail", _NOT_YET_HOMED, roles=(CUSTOMER, EDITOR)
-    ),
 )

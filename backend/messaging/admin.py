@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from backend.messaging.models import Room, RoomMembership
+from backend.messaging.models import Mail, Message, Room, RoomMembership
 
 
 class RoomMembershipInline(admin.TabularInline):
@@ -15,3 +15,17 @@ class RoomAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     raw_id_fields = ("created_by",)
     inlines = (RoomMembershipInline,)
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "sender", "room", "recipient", "created_at")
+    raw_id_fields = ("sender", "room", "recipient")
+
+
+@admin.register(Mail)
+class MailAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "folder", "subject", "read_flag", "created_at")
+    list_filter = ("folder", "read_flag")
+    search_fields = ("subject",)
+    raw_id_fields = ("user", "sender")

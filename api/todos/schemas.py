@@ -1,0 +1,61 @@
+"""Request and response bodies of /tasks."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from ninja import Schema
+from pydantic import Field, StringConstraints, field_validator
+
+from api.accounts.schemas import _Input, _utf8
+from api.pagination import PageParams
+from backend.todos.models import DETAILS_MAX_LENGTH, TITLE_MAX_LENGTH
+
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH), _utf8
+]
+Details = Annotated[str, StringConstraints(max_length=DETAILS_MAX_LENGTH), _utf8]
+# The database's DATE type starts at year 1000.
+DueDate = Annotated[date, Field(ge=date(1000, 1, 1))]
+
+
+class TaskOut(Schema):
+    id: int
+    user_id: int
+    title: str
+    details: str
+    due_date: date | None
+    completed_at: datetime | None = Field(description="When it was marked done; null if open.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskCreateIn(_Input):
+    title: Title
+    details: Details = ""
+    due_date: DueDate | None = None
+
+
+class TaskPatchIn(_Input):
+    """Fields may be left out; only ``due_date`` may be null (clears it)."""
+
+    title: Title = None  # type: ignore[assignment]
+    details: Details = None  # type: ignore[assignment]
+    due_date: DueDate | None = None
+    completed: bool = Field(
+        None,  # type: ignore[arg-type]
+        description="true sets completed_at (kept if already done), false clears it.",
+    )
+
+    @field_validator("title", "details", "completed", mode="before")
+    @classmethod
+    def _no_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("May be left out, but not null.")
+        return value
+
+
+class TaskListQuery(PageParams):
+    completed: bool | None = Field(None, description="Only done (true) or open (false) tasks.")
+    due_before: date | None = Field(None, description="Only tasks due before this day.")
