@@ -106,6 +106,8 @@ def matrix(endpoints: Iterable[Endpoint]) -> list[Any]:
 
 
 def _fill(value: Any, object_id: int) -> Any:
+    if value == "{id}":
+        return object_id  # a body field that is the id itself: a JSON integer
     if isinstance(value, str):
         return value.replace("{id}", str(object_id))
     if isinstance(value, dict):

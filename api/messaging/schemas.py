@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from ninja import Schema
 from pydantic import Field, StringConstraints, field_validator
 
-from api.accounts.schemas import _Input, _utf8
 from api.pagination import PageParams
+from api.schemas import NOT_BLANK, Input, SearchTerm, text
 from backend.messaging.models import (
     CLIENT_MSG_ID_MAX_LENGTH,
     MAIL_BODY_MAX_LENGTH,
@@ -18,12 +18,8 @@ from backend.messaging.models import (
 )
 
 UserId = Annotated[int, Field(ge=1, le=2**63 - 1)]
-RoomName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150), _utf8
-]
-MessageBody = Annotated[
-    str, StringConstraints(min_length=1, max_length=MESSAGE_BODY_MAX_LENGTH), _utf8
-]
+RoomName = text(max_length=150, min_length=1, pattern=NOT_BLANK, trim=True)
+MessageBody = text(max_length=MESSAGE_BODY_MAX_LENGTH, min_length=1, pattern=NOT_BLANK)
 # Any client-made key (a UUID, typically); letters, digits and ``._:-`` only.
 ClientMsgId = Annotated[
     str,
@@ -44,14 +40,14 @@ class RoomOut(Schema):
     created_at: datetime
 
 
-class RoomCreateIn(_Input):
+class RoomCreateIn(Input):
     name: RoomName
     member_ids: list[UserId] = Field(
         default_factory=list, max_length=500, description="Others to add; the creator always is."
     )
 
 
-class RoomMemberIn(_Input):
+class RoomMemberIn(Input):
     user_id: UserId
 
 
@@ -89,7 +85,7 @@ class DirectMessagesQuery(MessageCursor):
     with_: UserId = Field(alias="with", description="The other party's user id.")
 
 
-class MessageSendIn(_Input):
+class MessageSendIn(Input):
     """Exactly one of ``room_id`` and ``recipient_id``."""
 
     room_id: UserId | None = None
@@ -109,13 +105,8 @@ class MessageSendIn(_Input):
 
 # --- mail -----------------------------------------------------------------------------------
 Folder = Literal["inbox", "sent", "drafts", "archive", "trash"]
-Subject = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAIL_SUBJECT_MAX_LENGTH),
-    _utf8,
-]
-MailBody = Annotated[str, StringConstraints(max_length=MAIL_BODY_MAX_LENGTH), _utf8]
-SearchTerm = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), _utf8]
+Subject = text(max_length=MAIL_SUBJECT_MAX_LENGTH, min_length=1, pattern=NOT_BLANK, trim=True)
+MailBody = text(max_length=MAIL_BODY_MAX_LENGTH)
 
 
 class MailOut(Schema):
@@ -140,13 +131,13 @@ class MailCountsOut(Schema):
     trash: int
 
 
-class MailSendIn(_Input):
+class MailSendIn(Input):
     to: list[UserId] = Field(min_length=1, max_length=100, description="Recipient user ids.")
     subject: Subject
     body: MailBody
 
 
-class MailPatchIn(_Input):
+class MailPatchIn(Input):
     """Fields may be left out, never null."""
 
     read_flag: bool = None  # type: ignore[assignment]

@@ -6,16 +6,14 @@ from datetime import date, datetime
 from typing import Annotated
 
 from ninja import Schema
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, field_validator
 
-from api.accounts.schemas import _Input, _utf8
 from api.pagination import PageParams
+from api.schemas import NOT_BLANK, Input, text
 from backend.todos.models import DETAILS_MAX_LENGTH, TITLE_MAX_LENGTH
 
-Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH), _utf8
-]
-Details = Annotated[str, StringConstraints(max_length=DETAILS_MAX_LENGTH), _utf8]
+Title = text(max_length=TITLE_MAX_LENGTH, min_length=1, pattern=NOT_BLANK, trim=True)
+Details = text(max_length=DETAILS_MAX_LENGTH)
 # The database's DATE type starts at year 1000.
 DueDate = Annotated[date, Field(ge=date(1000, 1, 1))]
 
@@ -31,13 +29,13 @@ class TaskOut(Schema):
     updated_at: datetime
 
 
-class TaskCreateIn(_Input):
+class TaskCreateIn(Input):
     title: Title
     details: Details = ""
     due_date: DueDate | None = None
 
 
-class TaskPatchIn(_Input):
+class TaskPatchIn(Input):
     """Fields may be left out; only ``due_date`` may be null (clears it)."""
 
     title: Title = None  # type: ignore[assignment]
