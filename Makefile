@@ -16,7 +16,7 @@ help:
 	@echo "make test    run the test suite against real MariaDB and Redis (starts them)"
 	@echo "make soak    slow soak and fault suites"
 	@echo "make bench   benchmarks; numbers go to bench-results/"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff, the import rules (import-linter) and the type checker (mypy)"
 
 $(UV):
 	@echo ">> bootstrapping uv $(UV_VERSION) in .tools/"
@@ -48,6 +48,8 @@ bench: install services
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff check --fix .
