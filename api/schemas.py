@@ -12,9 +12,12 @@ from __future__ import annotations
 import datetime
 import types
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Union, get_args, get_origin
 
+from annotated_types import GroupedMetadata
 from django.conf import settings
 from pydantic import AfterValidator, BaseModel, StringConstraints, ValidationInfo, field_validator
 
@@ -44,18 +47,25 @@ def _trim(value: str) -> str:
     return value.strip(_TRIMMED)
 
 
-def text(*, max_length: int, min_length: int = 0, pattern: str = NO_NUL, trim: bool = False) -> Any:
-    """A string type with these constraints (checked on the text as sent; ``trim`` then
-    removes surrounding ASCII white space)."""
-    validators = [AfterValidator(_valid_unicode)]
-    if trim:
-        validators.append(AfterValidator(_trim))
-    # The constraints come before the validators: placed after one, pydantic skips them.
-    return Annotated[
-        str,
-        StringConstraints(min_length=min_length, max_length=max_length, pattern=pattern),
-        *validators,
-    ]
+@dataclass(frozen=True)
+class Text(GroupedMetadata):
+    """Constraints of a text field, for ``Annotated[str, Text(...)]``: lengths and a pattern
+    (checked on the text as sent), valid Unicode, and with ``trim`` surrounding ASCII white
+    space removed afterwards. pydantic expands it into its parts."""
+
+    max_length: int
+    min_length: int = 0
+    pattern: str = NO_NUL
+    trim: bool = False
+
+    def __iter__(self) -> Iterator[object]:
+        # The constraints come before the validators: placed after one, pydantic skips them.
+        yield StringConstraints(
+            min_length=self.min_length, max_length=self.max_length, pattern=self.pattern
+        )
+        yield AfterValidator(_valid_unicode)
+        if self.trim:
+            yield AfterValidator(_trim)
 
 
 def _password_min_length() -> int:
@@ -65,24 +75,27 @@ def _password_min_length() -> int:
     return 1
 
 
-Name = text(max_length=150, min_length=1, pattern=NOT_BLANK, trim=True)
+Name = Annotated[str, Text(max_length=150, min_length=1, pattern=NOT_BLANK, trim=True)]
 # A new address (register, create, change); the service lower-cases it.
-Email = text(max_length=254, min_length=1, pattern=EMAIL_PATTERN, trim=True)
+Email = Annotated[str, Text(max_length=254, min_length=1, pattern=EMAIL_PATTERN, trim=True)]
 # An address typed to sign in or to ask for a reset: any text, the answer is the same.
-EmailLookup = text(max_length=254, trim=True)
+EmailLookup = Annotated[str, Text(max_length=254, trim=True)]
 # Long enough for any password manager, short enough that hashing it costs nothing.
-Password = text(max_length=1024, min_length=1)
+Password = Annotated[str, Text(max_length=1024, min_length=1)]
 # A new password: the minimum length and "not only digits" are syntax, stated here; "not a
 # common password" and "not like your name or email" are checked by the service (422).
-NewPassword = text(
-    max_length=1024,
-    min_length=_password_min_length(),
-    pattern=r"^[^\x00]*[A-Za-z][^\x00]*$",
-)
-RoleName = text(max_length=150, min_length=1)
-DeviceName = text(max_length=255, trim=True)
-SearchTerm = text(max_length=100, trim=True)
-ResetToken = text(max_length=200, min_length=1, pattern=NOT_BLANK, trim=True)
+NewPassword = Annotated[
+    str,
+    Text(
+        max_length=1024,
+        min_length=_password_min_length(),
+        pattern=r"^[^\x00]*[A-Za-z][^\x00]*$",
+    ),
+]
+RoleName = Annotated[str, Text(max_length=150, min_length=1)]
+DeviceName = Annotated[str, Text(max_length=255, trim=True)]
+SearchTerm = Annotated[str, Text(max_length=100, trim=True)]
+ResetToken = Annotated[str, Text(max_length=200, min_length=1, pattern=NOT_BLANK, trim=True)]
 
 
 # The JSON kind the OpenAPI document gives each Python type: pydantic's lax mode would also

@@ -9,7 +9,7 @@ from ninja import Schema
 from pydantic import Field, StringConstraints, field_validator
 
 from api.pagination import PageParams
-from api.schemas import NOT_BLANK, Input, SearchTerm, text
+from api.schemas import NOT_BLANK, Input, SearchTerm, Text
 from backend.messaging.models import (
     CLIENT_MSG_ID_MAX_LENGTH,
     MAIL_BODY_MAX_LENGTH,
@@ -18,8 +18,10 @@ from backend.messaging.models import (
 )
 
 UserId = Annotated[int, Field(ge=1, le=2**63 - 1)]
-RoomName = text(max_length=150, min_length=1, pattern=NOT_BLANK, trim=True)
-MessageBody = text(max_length=MESSAGE_BODY_MAX_LENGTH, min_length=1, pattern=NOT_BLANK)
+RoomName = Annotated[str, Text(max_length=150, min_length=1, pattern=NOT_BLANK, trim=True)]
+MessageBody = Annotated[
+    str, Text(max_length=MESSAGE_BODY_MAX_LENGTH, min_length=1, pattern=NOT_BLANK)
+]
 # Any client-made key (a UUID, typically); letters, digits and ``._:-`` only.
 ClientMsgId = Annotated[
     str,
@@ -105,8 +107,10 @@ class MessageSendIn(Input):
 
 # --- mail -----------------------------------------------------------------------------------
 Folder = Literal["inbox", "sent", "drafts", "archive", "trash"]
-Subject = text(max_length=MAIL_SUBJECT_MAX_LENGTH, min_length=1, pattern=NOT_BLANK, trim=True)
-MailBody = text(max_length=MAIL_BODY_MAX_LENGTH)
+Subject = Annotated[
+    str, Text(max_length=MAIL_SUBJECT_MAX_LENGTH, min_length=1, pattern=NOT_BLANK, trim=True)
+]
+MailBody = Annotated[str, Text(max_length=MAIL_BODY_MAX_LENGTH)]
 
 
 class MailOut(Schema):

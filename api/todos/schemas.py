@@ -9,11 +9,13 @@ from ninja import Schema
 from pydantic import Field, field_validator
 
 from api.pagination import PageParams
-from api.schemas import NOT_BLANK, Input, text
+from api.schemas import NOT_BLANK, Input, Text
 from backend.todos.models import DETAILS_MAX_LENGTH, TITLE_MAX_LENGTH
 
-Title = text(max_length=TITLE_MAX_LENGTH, min_length=1, pattern=NOT_BLANK, trim=True)
-Details = text(max_length=DETAILS_MAX_LENGTH)
+Title = Annotated[
+    str, Text(max_length=TITLE_MAX_LENGTH, min_length=1, pattern=NOT_BLANK, trim=True)
+]
+Details = Annotated[str, Text(max_length=DETAILS_MAX_LENGTH)]
 # The database's DATE type starts at year 1000.
 DueDate = Annotated[date, Field(ge=date(1000, 1, 1))]
 
