@@ -10,6 +10,7 @@ calls invalid is always refused (422).
 from __future__ import annotations
 
 import datetime
+import re
 import types
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,15 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from annotated_types import GroupedMetadata
 from django.conf import settings
-from pydantic import AfterValidator, BaseModel, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 # JSON Schema patterns are unanchored searches: anchor them.
 NO_NUL = r"^[^\x00]*$"
@@ -66,6 +75,21 @@ class Text(GroupedMetadata):
         yield AfterValidator(_valid_unicode)
         if self.trim:
             yield AfterValidator(_trim)
+
+
+def _iso_date_only(value: object) -> object:
+    """pydantic would read ``0`` or ``"0"`` as a Unix time; the schema says ``YYYY-MM-DD``."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("Expected a date as YYYY-MM-DD.")
+    if not isinstance(value, str | datetime.date):
+        raise ValueError("Expected a date as YYYY-MM-DD.")
+    return value
+
+
+# A calendar day, in query strings and bodies alike; MySQL's DATE starts at year 1000.
+IsoDate = Annotated[
+    datetime.date, BeforeValidator(_iso_date_only), Field(ge=datetime.date(1000, 1, 1))
+]
 
 
 def _password_min_length() -> int:

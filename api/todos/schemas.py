@@ -9,15 +9,14 @@ from ninja import Schema
 from pydantic import Field, field_validator
 
 from api.pagination import PageParams
-from api.schemas import NOT_BLANK, Input, Text
+from api.schemas import NOT_BLANK, Input, IsoDate, Text
 from backend.todos.models import DETAILS_MAX_LENGTH, TITLE_MAX_LENGTH
 
 Title = Annotated[
     str, Text(max_length=TITLE_MAX_LENGTH, min_length=1, pattern=NOT_BLANK, trim=True)
 ]
 Details = Annotated[str, Text(max_length=DETAILS_MAX_LENGTH)]
-# The database's DATE type starts at year 1000.
-DueDate = Annotated[date, Field(ge=date(1000, 1, 1))]
+DueDate = IsoDate
 
 
 class TaskOut(Schema):
@@ -58,4 +57,4 @@ class TaskPatchIn(Input):
 
 class TaskListQuery(PageParams):
     completed: bool | None = Field(None, description="Only done (true) or open (false) tasks.")
-    due_before: date | None = Field(None, description="Only tasks due before this day.")
+    due_before: IsoDate | None = Field(None, description="Only tasks due before this day.")
