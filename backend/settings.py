@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "backend.core.observability.RequestIdMiddleware",
+    "backend.core.db_router.RequestPinMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -116,6 +117,25 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
 # health check before reuse when CONN_MAX_AGE is raised.
 _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 _db["CONN_HEALTH_CHECKS"] = True
+# Read replicas (docs/scaling.md): reads go to a healthy replica, writes and everything after
+# a request's or job's first write go to the primary.
+for _n, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[])):
+    _replica = env.db_url_config(_url)
+    if _replica["ENGINE"] == _db["ENGINE"] == "django.db.backends.mysql":
+        _replica["OPTIONS"] = {
+            **_db["OPTIONS"],
+            "connect_timeout": env.int("REPLICA_CONNECT_TIMEOUT", default=1),
+        }
+    _replica.update(CONN_MAX_AGE=_db["CONN_MAX_AGE"], CONN_HEALTH_CHECKS=True)
+    # Test databases: a replica is the primary's test database (no second test schema).
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{_n}"] = _replica
+if len(DATABASES) > 1:
+    DATABASE_ROUTERS = ["backend.core.db_router.PrimaryReplicaRouter"]
+# Seconds a replica may lag (Seconds_Behind_Master) and how long a health answer is kept.
+REPLICA_MAX_LAG = env.float("REPLICA_MAX_LAG", default=5.0)
+REPLICA_HEALTH_TTL = env.float("REPLICA_HEALTH_TTL", default=5.0)
+REPLICA_CONNECT_TIMEOUT = env.int("REPLICA_CONNECT_TIMEOUT", default=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, realtime history, broker ------------------------------------

@@ -15,6 +15,8 @@ from typing import Any
 
 from celery import Celery, signals
 
+from backend.core import db_router
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 
 
@@ -54,3 +56,7 @@ def merge_beat_schedules(sender: Celery | None = None, **_: Any) -> None:
 # Sent by loader.import_default_modules() when a worker or a beat starts (after Celery's
 # Django fixup has set Django up).
 signals.import_modules.connect(merge_beat_schedules, sender=app, weak=False)
+
+
+# Each job is its own read-your-writes scope for the read-replica router.
+db_router.connect_celery_signals()
