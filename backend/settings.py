@@ -202,6 +202,19 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Keep the JSON LOGGING below in workers too (Celery would install its own text handler).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# SQS broker (CELERY_BROKER_URL=sqs://...): region, queue name prefix and an endpoint for
+# SQS-compatible servers (docs/scaling.md). Unused with Redis.
+if CELERY_BROKER_URL.startswith("sqs://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "region": env.str("SQS_REGION", default="eu-west-1"),
+        "queue_name_prefix": env.str("SQS_QUEUE_PREFIX", default=""),
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+        "polling_interval": env.float("SQS_POLLING_INTERVAL", default=1.0),
+        "wait_time_seconds": env.int("SQS_WAIT_TIME_SECONDS", default=10),
+        **({"endpoint_url": _url} if (_url := env.str("SQS_ENDPOINT_URL", default="")) else {}),
+    }
 # The beat schedule is not kept here: each workers/<area>.py declares BEAT_SCHEDULE entries
 # and workers/celery.py merges them.
 
@@ -328,3 +341,13 @@ NINJA_PAGINATION_MAX_LIMIT = 100
 # Seconds each /health check may take (database, cache, disk, channel layer, broker) before it
 # counts as failed; the endpoint answers within about this time whatever hangs behind it.
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
+
+# --- Error reporting ----------------------------------------------------------------------
+# Sentry (or a Sentry-protocol server) for requests, socket handlers and jobs; secrets are
+# scrubbed before anything leaves (backend/core/error_reporting.py).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="production")
+if SENTRY_DSN:
+    from backend.core.error_reporting import init_error_reporting
+
+    init_error_reporting(SENTRY_DSN, environment=SENTRY_ENVIRONMENT)

@@ -15,7 +15,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from backend.core import db_router
+from backend.core import db_router, job_request_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 
@@ -60,3 +60,5 @@ signals.import_modules.connect(merge_beat_schedules, sender=app, weak=False)
 
 # Each job is its own read-your-writes scope for the read-replica router.
 db_router.connect_celery_signals()
+# The request id that queued a job is the job's request id (logs, error reports).
+job_request_id.connect_celery_signals()
