@@ -15,8 +15,6 @@ from typing import Any
 
 from celery import Celery, signals
 
-from backend.core import db_router, job_request_id
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 
 
@@ -57,6 +55,9 @@ def merge_beat_schedules(sender: Celery | None = None, **_: Any) -> None:
 # Django fixup has set Django up).
 signals.import_modules.connect(merge_beat_schedules, sender=app, weak=False)
 
+
+# Imported after ``app`` exists: backend/__init__.py imports this module's ``app``.
+from backend.core import db_router, job_request_id  # noqa: E402
 
 # Each job is its own read-your-writes scope for the read-replica router.
 db_router.connect_celery_signals()

@@ -210,8 +210,11 @@ def test_job_errors_are_reported_with_the_queuing_request_id(inbox: Inbox) -> No
     queue = f"sentry-test-{os.getpid()}"
     broker = "redis://127.0.0.1:6379/15"
     env = _broken_database_env(
-        inbox, CELERY_BROKER_URL=broker, REDIS_URL=broker, CELERY_QUEUE=queue
+        inbox, CELERY_BROKER_URL=broker, REDIS_URL=broker, CELERY_QUEUE=queue, LOG_FORMAT="json"
     )
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = LOG_DIR / f"{os.getpid()}-sentry-worker-{time.monotonic_ns()}.log"
+    worker_log = log_path.open("ab")
     worker = subprocess.Popen(
         [
             str(ROOT / ".venv" / "bin" / "celery"),
@@ -221,7 +224,7 @@ def test_job_errors_are_reported_with_the_queuing_request_id(inbox: Inbox) -> No
             "--pool",
             "solo",
             "--loglevel",
-            "WARNING",
+            "INFO",
             "--without-mingle",
             "--without-gossip",
             "-Q",
@@ -229,8 +232,8 @@ def test_job_errors_are_reported_with_the_queuing_request_id(inbox: Inbox) -> No
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -240,11 +243,24 @@ def test_job_errors_are_reported_with_the_queuing_request_id(inbox: Inbox) -> No
                 app.send_task("realtime.sweep_outbox", queue=queue, connection=connection)
         finally:
             request_id_var.reset(reset)
-        event = inbox.wait_for(
-            lambda e: e.get("tags", {}).get("request_id") == "rid-job-1", timeout=90
-        )
+        try:
+            event = inbox.wait_for(
+                lambda e: e.get("tags", {}).get("request_id") == "rid-job-1", timeout=90
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nworker log:\n{log_path.read_text()[-3000:]}") from None
         assert "celery" in json.dumps(event).lower()
     finally:
         worker.terminate()
         worker.wait(20)
+        worker_log.close()
     _assert_no_secrets(inbox.raw())
+    # The worker logs JSON lines (Celery does not replace Django's LOGGING), and the job's
+    # lines carry the request id it was queued under.
+    records = []
+    for line in log_path.read_text().splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    assert any(r.get("request_id") == "rid-job-1" and r["level"] == "ERROR" for r in records), (
+        log_path.read_text()[-3000:]
+    )
