@@ -204,8 +204,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 # Keep the JSON LOGGING below in workers too (Celery would install its own text handler).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# SQS broker (CELERY_BROKER_URL=sqs://...): region, queue name prefix and an endpoint for
-# SQS-compatible servers (docs/scaling.md). Unused with Redis.
+# SQS broker (CELERY_BROKER_URL=sqs://KEY:SECRET@ for AWS, sqs://KEY:SECRET@host:port for an
+# SQS-compatible endpoint; docs/scaling.md): region and queue name prefix. Unused with Redis.
 if CELERY_BROKER_URL.startswith("sqs://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "region": env.str("SQS_REGION", default="eu-west-1"),
@@ -213,7 +213,6 @@ if CELERY_BROKER_URL.startswith("sqs://"):
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
         "polling_interval": env.float("SQS_POLLING_INTERVAL", default=1.0),
         "wait_time_seconds": env.int("SQS_WAIT_TIME_SECONDS", default=10),
-        **({"endpoint_url": _url} if (_url := env.str("SQS_ENDPOINT_URL", default="")) else {}),
     }
 # The beat schedule is not kept here: each workers/<area>.py declares BEAT_SCHEDULE entries
 # and workers/celery.py merges them.
