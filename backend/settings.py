@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "backend.core.observability.RequestIdMiddleware",
+    "backend.core.access_log.AccessLogMiddleware",
     "backend.core.db_router.RequestPinMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
