@@ -9,10 +9,11 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-e2e soak bench lint format migrate services clean help
+.PHONY: install run cluster test test-e2e soak bench lint format migrate services clean help
 
 help:
 	@echo "make run     start Triton on 127.0.0.1:\$$PORT (default 8000) with embedded services, supervised (Ctrl-C stops all)"
+	@echo "make cluster nginx on 127.0.0.1:\$$PORT over two server processes, worker, beat (MariaDB, Redis)"
 	@echo "make test    run the test suite against real MariaDB and Redis (starts them)"
 	@echo "make soak    slow soak and fault suites"
 	@echo "make bench   benchmarks; numbers go to bench-results/"
@@ -32,6 +33,9 @@ install: $(VENV)/.synced
 
 run: install
 	@scripts/run.sh
+
+cluster: install
+	@$(VENV)/bin/python scripts/cluster.py
 
 services:
 	@scripts/ensure-services.sh

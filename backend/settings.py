@@ -74,6 +74,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "backend.core.observability.RequestIdMiddleware",
+    "backend.core.access_log.AccessLogMiddleware",
+    "backend.core.db_router.RequestPinMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -145,6 +147,25 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
 # health check before reuse when CONN_MAX_AGE is raised.
 _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 _db["CONN_HEALTH_CHECKS"] = True
+# Read replicas (docs/scaling.md): reads go to a healthy replica, writes and everything after
+# a request's or job's first write go to the primary.
+for _n, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[])):
+    _replica = env.db_url_config(_url)
+    if _replica["ENGINE"] == _db["ENGINE"] == "django.db.backends.mysql":
+        _replica["OPTIONS"] = {
+            **_db["OPTIONS"],
+            "connect_timeout": env.int("REPLICA_CONNECT_TIMEOUT", default=1),
+        }
+    _replica.update(CONN_MAX_AGE=_db["CONN_MAX_AGE"], CONN_HEALTH_CHECKS=True)
+    # Test databases: a replica is the primary's test database (no second test schema).
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{_n}"] = _replica
+if len(DATABASES) > 1:
+    DATABASE_ROUTERS = ["backend.core.db_router.PrimaryReplicaRouter"]
+# Seconds a replica may lag (Seconds_Behind_Master) and how long a health answer is kept.
+REPLICA_MAX_LAG = env.float("REPLICA_MAX_LAG", default=5.0)
+REPLICA_HEALTH_TTL = env.float("REPLICA_HEALTH_TTL", default=5.0)
+REPLICA_CONNECT_TIMEOUT = env.int("REPLICA_CONNECT_TIMEOUT", default=1)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, realtime history, broker ------------------------------------
@@ -211,6 +232,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Keep the JSON LOGGING below in workers too (Celery would install its own text handler).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# SQS broker (CELERY_BROKER_URL=sqs://KEY:SECRET@ for AWS, sqs://KEY:SECRET@host:port for an
+# SQS-compatible endpoint; docs/scaling.md): region and queue name prefix. Unused with Redis.
+if CELERY_BROKER_URL.startswith("sqs://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "region": env.str("SQS_REGION", default="eu-west-1"),
+        "queue_name_prefix": env.str("SQS_QUEUE_PREFIX", default=""),
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+        "polling_interval": env.float("SQS_POLLING_INTERVAL", default=1.0),
+        "wait_time_seconds": env.int("SQS_WAIT_TIME_SECONDS", default=10),
+    }
 # The beat schedule is not kept here: each workers/<area>.py declares BEAT_SCHEDULE entries
 # and workers/celery.py merges them.
 
@@ -358,3 +391,13 @@ HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=2.0)
 # header), or any caller sending "Authorization: Bearer <METRICS_BEARER_TOKEN>"; others get 404.
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
 METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+
+# --- Error reporting ----------------------------------------------------------------------
+# Sentry (or a Sentry-protocol server) for requests, socket handlers and jobs; secrets are
+# scrubbed before anything leaves (backend/core/error_reporting.py).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="production")
+if SENTRY_DSN:
+    from backend.core.error_reporting import init_error_reporting
+
+    init_error_reporting(SENTRY_DSN, environment=SENTRY_ENVIRONMENT)

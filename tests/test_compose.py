@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def test_compose_services_and_wiring() -> None:
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["nginx"]["depends_on"]["web"]["condition"] == "service_healthy"
     assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
-    for name in ("db", "redis", "web", "worker", "nginx"):
+    for name in ("db", "redis", "web", "worker", "beat", "nginx"):
         assert services[name]["healthcheck"]["test"], name
     assert "./nginx/nginx.conf:/etc/nginx/nginx.conf:ro" in services["nginx"]["volumes"]
     assert services["db"]["image"].startswith(("mariadb:", "mysql:"))
@@ -165,3 +166,89 @@ def test_docs_document_every_setting() -> None:
     table = (ROOT / "docs" / "configuration.md").read_text()
     missing = [name for name in settings_variables() if f"| `{name}` |" not in table]
     assert not missing, f"add to docs/configuration.md's table: {missing}"
+# --- the Compose specification, the database account, make cluster's nginx ---------------------
+
+
+def _compose_spec_schema() -> dict[str, Any]:
+    # The official schema as vendored by check-jsonschema (a dev dependency): no download.
+    from importlib.resources import files
+
+    vendor = files("check_jsonschema.builtin_schemas.vendor")
+    return json.loads(vendor.joinpath("compose-spec.json").read_text())
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    import jsonschema
+
+    schema = _compose_spec_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(compose_document())
+    ]
+    assert errors == []
+    # The schema does catch mistakes (a misspelt key in a service).
+    broken = json.loads(json.dumps(compose_document()))
+    broken["services"]["web"]["comand"] = ["x"]
+    assert list(validator.iter_errors(broken))
+
+
+def test_database_account_reaches_the_database_container() -> None:
+    services = compose_document()["services"]
+    db = services["db"]
+    assert db["env_file"] == ["${TRITON_ENV_FILE:-env.example}"]
+    assert "environment" not in db, "env_file is the one source of the MARIADB_* values"
+    values = dict(
+        re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", (COMPOSE / "env.example").read_text(), re.M)
+    )
+    url = re.fullmatch(r"mysql://([^:]+):([^@]+)@db:3306/(\w+)", values["DATABASE_URL"])
+    assert url, values["DATABASE_URL"]
+    assert url.groups() == (
+        values["MARIADB_USER"],
+        values["MARIADB_PASSWORD"],
+        values["MARIADB_DATABASE"],
+    )
+    assert values.get("MARIADB_RANDOM_ROOT_PASSWORD") == "1"
+    assert "MARIADB_ROOT_PASSWORD" not in values  # no root password in every container
+    # Binary logs: replicas can follow this primary.
+    assert any(arg.startswith("--log-bin") for arg in db["command"])
+    assert "--server-id=1" in db["command"]
+
+
+def test_make_cluster_nginx_config_renders_and_passes_nginx_t(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cluster_script", ROOT / "scripts" / "cluster.py")
+    assert spec and spec.loader
+    cluster = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = cluster  # dataclasses look their module up while the class is built
+    try:
+        spec.loader.exec_module(cluster)
+    finally:
+        del sys.modules[spec.name]
+    (tmp_path / "log").mkdir()
+    conf = cluster.render_nginx_conf(
+        18000, [18001, 18002], tmp_path, {"STATIC_ROOT": str(tmp_path / "static")}
+    )
+    text = conf.read_text()
+    assert "server 127.0.0.1:18001" in text and "server 127.0.0.1:18002" in text
+    assert "listen 127.0.0.1:18000" in text
+    # The websocket and proxy rules of compose's nginx.conf, word for word.
+    compose_conf = (COMPOSE / "nginx" / "nginx.conf").read_text()
+    for line in (
+        "proxy_set_header Upgrade $http_upgrade;",
+        "proxy_set_header Connection $connection_upgrade;",
+        "proxy_read_timeout 1h;",
+        "least_conn;",
+    ):
+        assert line in text and line in compose_conf, line
+    assert "${" not in text
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        pytest.skip("nginx not installed (make cluster installs it)")
+    result = subprocess.run(
+        [nginx, "-t", "-e", "stderr", "-p", str(tmp_path), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr

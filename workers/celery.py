@@ -54,3 +54,12 @@ def merge_beat_schedules(sender: Celery | None = None, **_: Any) -> None:
 # Sent by loader.import_default_modules() when a worker or a beat starts (after Celery's
 # Django fixup has set Django up).
 signals.import_modules.connect(merge_beat_schedules, sender=app, weak=False)
+
+
+# Imported after ``app`` exists: backend/__init__.py imports this module's ``app``.
+from backend.core import db_router, job_request_id  # noqa: E402
+
+# Each job is its own read-your-writes scope for the read-replica router.
+db_router.connect_celery_signals()
+# The request id that queued a job is the job's request id (logs, error reports).
+job_request_id.connect_celery_signals()
