@@ -9,8 +9,13 @@ between COMMIT and the hook (or a Redis outage) leaves the row unrelayed; :func:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +23,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from realtime.history import History, Offset, get_history
@@ -74,18 +79,53 @@ def _group_send(group: str, message: dict[str, Any]) -> None:
     async_to_sync(layer.group_send)(group, message)
 
 
+# Seconds an on-commit relay waits for another relay of the same topic before leaving its row
+# to the next relay or the sweeper.
+RELAY_LOCK_WAIT = 5
+
+
+@contextmanager
+def _topic_relay_lock(topic: str) -> Iterator[bool]:
+    """One relay of a topic at a time, across processes; yields whether it was obtained.
+
+    A named lock (MySQL/MariaDB ``GET_LOCK``) rather than row locks: a locking read of the
+    topic's outbox rows waits on rows other transactions have inserted but not committed,
+    and under load those waits formed deadlock cycles with the services' own inserts (MariaDB
+    error 1213): the relay rolled back after the event was already in history, and the
+    sweeper sent it again with a second offset. A named lock is taken by nothing else, so no
+    cycle can include it. SQLite (the embedded default) serializes its writers anyway; a
+    process-local lock orders the relays of one process.
+    """
+    if connection.vendor == "mysql":
+        # Names are at most 64 characters; topics may be longer.
+        name = "triton:relay:" + hashlib.sha1(topic.encode(), usedforsecurity=False).hexdigest()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, %s)", [name, RELAY_LOCK_WAIT])
+            obtained = cursor.fetchone()[0] == 1
+        try:
+            yield obtained
+        finally:
+            if obtained:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT RELEASE_LOCK(%s)", [name])
+        return
+    with _local_relay_locks[topic]:
+        yield True
+
+
+_local_relay_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
 def relay_topic(topic: str, *, batch: int = 500) -> int:
     """Relay the topic's unrelayed outbox rows, oldest first; how many were relayed.
 
-    Offsets follow commit order per topic: the rows are locked (SELECT ... FOR UPDATE, in id
-    order), so a concurrent relay of the same topic waits for this one and then finds them
-    relayed, and an event is never published ahead of an older unrelayed one of its topic
-    (rows a Redis outage left behind go out before the change that follows the outage). The
-    first failure stops the pass; what is left waits for the next relay or the sweeper.
-    A locking read sees the latest committed rows under READ COMMITTED and REPEATABLE READ
-    alike; SQLite (embedded) has no row locks, but its IMMEDIATE transactions serialize every
-    writer. At least once: a crash after the append and before the commit makes the next
-    relay send the event again with a new offset.
+    Offsets follow commit order per topic: relays of one topic take turns (a named lock, see
+    :func:`_topic_relay_lock`) and each sends every committed unrelayed row of the topic in id
+    order, so an event is never published ahead of an older unrelayed one of its topic (rows
+    a Redis outage left behind go out before the change that follows the outage). The first
+    failure stops the pass; what is left waits for the next relay or the sweeper. Each row is
+    marked relayed as soon as the history has it. At least once: a crash between the append
+    and the mark makes the next relay send the event again with a new offset.
     """
     history = get_history()
     if not history.shared and not _serves_sockets():
@@ -93,11 +133,12 @@ def relay_topic(topic: str, *, batch: int = 500) -> int:
         # history and layer reach no one. The server process's own sweeper relays the rows.
         return 0
     relayed = 0
-    with transaction.atomic():
+    with _topic_relay_lock(topic) as obtained:
+        if not obtained:
+            logger.warning("relay of %s is busy; the next relay or the sweeper sends it", topic)
+            return 0
         rows = list(
-            OutboxEvent.objects.select_for_update()
-            .filter(topic=topic, relayed_at__isnull=True)
-            .order_by("id")[:batch]
+            OutboxEvent.objects.filter(topic=topic, relayed_at__isnull=True).order_by("id")[:batch]
         )
         for row in rows:
             offset = _relay_row(history, row)

@@ -2,6 +2,7 @@
 a crash between COMMIT and the relay."""
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
@@ -184,3 +185,41 @@ def test_sweeper_relays_a_topics_rows_in_order_and_other_topics_too() -> None:
         '{"n":3}',
     ]
     assert len(get_history().read_after("user.4250", befores["user.4250"]).events) == 2
+
+
+def test_a_relay_does_not_wait_for_an_uncommitted_change_of_its_topic() -> None:
+    """A transaction still open with an event of the topic does not hold up the relay of a
+    committed one (row locks made relays wait on such rows, and under load those waits
+    deadlocked with the services' inserts); the open one goes out when it commits, after."""
+    import threading
+
+    from django.db import connection as thread_connection
+
+    topic = "user.4250"
+    inserted, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def slow_change() -> None:
+        try:
+            with transaction.atomic():
+                publish(topic, "user.updated", {"n": "slow"})
+                inserted.set()
+                release.wait(10)
+        finally:
+            thread_connection.close()
+            done.set()
+
+    worker = threading.Thread(target=slow_change)
+    worker.start()
+    assert inserted.wait(10)
+    before = get_history().latest(topic)
+    started = time.monotonic()
+    with transaction.atomic():
+        publish(topic, "user.updated", {"n": "fast"})
+    assert time.monotonic() - started < 2  # relayed without waiting for the open transaction
+    assert [e.data_json for e in get_history().read_after(topic, before).events] == ['{"n":"fast"}']
+    release.set()
+    assert done.wait(10)
+    worker.join(10)
+    events = get_history().read_after(topic, before).events
+    assert [e.data_json for e in events] == ['{"n":"fast"}', '{"n":"slow"}']
+    assert OutboxEvent.objects.filter(topic=topic, relayed_at__isnull=True).count() == 0
