@@ -191,5 +191,12 @@ def open_signed_link(token: str) -> SignedLink:
         raise LinkInvalid from exc
     download_name = payload.get("d") if isinstance(payload.get("d"), str) else None
     guessed, _encoding = mimetypes.guess_type(download_name or payload["n"])
-    content_type = guessed if guessed in _INLINE_SAFE_TYPES else "application/octet-stream"
-    return SignedLink(name=payload["n"], download_name=download_name, content_type=content_type)
+    return SignedLink(
+        name=payload["n"], download_name=download_name, content_type=served_content_type(guessed)
+    )
+
+
+def served_content_type(mime_type: str | None) -> str:
+    """The Content-Type to serve stored bytes under from Triton's own origin: the type itself
+    when a browser cannot run it (PDF, raster images, plain text), else bytes to save."""
+    return mime_type if mime_type in _INLINE_SAFE_TYPES else "application/octet-stream"
