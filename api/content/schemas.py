@@ -23,7 +23,9 @@ def _encodable(value: str) -> str:
 
 
 _utf8 = AfterValidator(_encodable)
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _utf8]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _utf8
+]
 BodyHtml = Annotated[str, StringConstraints(max_length=100_000), _utf8]
 
 
@@ -74,7 +76,8 @@ class PostPutIn(PostPatchIn):
 
 class PostListQuery(PageParams):
     published: bool | None = Field(
-        None, description="true: published posts only; false: drafts (own, or all with posts.manage)."
+        None,
+        description="true: published posts only; false: drafts (own, or all with posts.manage).",
     )
     user_id: int | None = Field(None, ge=1, le=2**63 - 1, description="Posts by this author.")
 
@@ -83,7 +86,9 @@ class PostListQuery(PageParams):
 class FileOut(Schema):
     id: int
     user_id: int
-    filename: str = Field(description="The uploaded name, made safe (no directories or control characters).")
+    filename: str = Field(
+        description="The uploaded name, made safe (no directories or control characters)."
+    )
     size: int = Field(description="Bytes.")
     mime_type: str = Field(description="Sniffed from the content, not taken from the client.")
     created_at: datetime

@@ -14,7 +14,9 @@ from django.utils import timezone
 
 
 class Post(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="posts")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="posts"
+    )
     title = models.CharField(max_length=200)
     # Sanitized on the way in (backend.core.html); stored as it is served.
     body_html = models.TextField(blank=True, default="")
@@ -36,7 +38,9 @@ class Post(models.Model):
 
 
 class File(models.Model):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="files")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="files"
+    )
     # The client's name, made safe (backend.core.storage.safe_filename); only shown, never a path.
     filename = models.CharField(max_length=255)
     # Where the bytes are in the default storage: a random key, unrelated to the filename.

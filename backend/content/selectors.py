@@ -11,11 +11,17 @@ from backend.core.errors import NotFound
 from backend.core.permissions import filter_by_perm, has_perm
 
 
-def post_list(*, user: Any, published: bool | None = None, author_id: int | None = None) -> QuerySet[Post]:
+def post_list(
+    *, user: Any, published: bool | None = None, author_id: int | None = None
+) -> QuerySet[Post]:
     """Published posts, and the drafts ``user`` may see (own; every draft with posts.manage).
     Anonymous callers (``user`` None) see published posts only."""
-    visible_drafts = filter_by_perm(user, Post.objects.filter(published_at__isnull=True), "posts.view")
-    posts = Post.objects.filter(Q(published_at__isnull=False) | Q(pk__in=visible_drafts.values("pk")))
+    visible_drafts = filter_by_perm(
+        user, Post.objects.filter(published_at__isnull=True), "posts.view"
+    )
+    posts = Post.objects.filter(
+        Q(published_at__isnull=False) | Q(pk__in=visible_drafts.values("pk"))
+    )
     if published is not None:
         posts = posts.filter(published_at__isnull=not published)
     if author_id is not None:

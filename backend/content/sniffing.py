@@ -19,7 +19,9 @@ def _looks_like_text(head: bytes, *, complete: bool) -> bool:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return not complete and exc.start >= len(head) - 3 and exc.reason == "unexpected end of data"
+        return (
+            not complete and exc.start >= len(head) - 3 and exc.reason == "unexpected end of data"
+        )
     return True
 
 
