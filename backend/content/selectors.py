@@ -8,7 +8,7 @@ from django.db.models import Q, QuerySet
 
 from backend.content.models import File, Post
 from backend.core.errors import NotFound
-from backend.core.permissions import filter_by_perm, has_perm
+from backend.core.permissions import filter_by_perm, has_perm, registry
 
 
 def post_list(
@@ -63,7 +63,7 @@ def file_list(*, user: Any) -> QuerySet[File]:
         return File.objects.none()
     return get_objects_for_user(
         user,
-        "content.files_view",
+        registry.get("files.view").perm,
         File.objects.all(),
         accept_global_perms=False,
         with_superuser=False,
