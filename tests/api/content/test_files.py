@@ -11,6 +11,7 @@ import pytest
 from django.core.files.storage import storages
 from django.test import Client
 
+from backend.accounts.models import User
 from backend.content.models import File
 from realtime.models import OutboxEvent
 from tests.conftest import ApiClient
@@ -110,7 +111,7 @@ def test_upload_refuses_whom_it_must(world: World, actor: str) -> None:
     assert File.objects.count() == before + (1 if expect == 201 else 0)
 
 
-def test_upload_stores_the_bytes_and_answers_the_contract_shape(customer) -> None:  # type: ignore[no-untyped-def]
+def test_upload_stores_the_bytes_and_answers_the_contract_shape(customer: User) -> None:
     response = upload(bearer_for(customer), PDF_BYTES, "../../Quarterly report.pdf")
     assert response.status_code == 201, response.content
     body = response.json()
@@ -126,7 +127,7 @@ def test_upload_stores_the_bytes_and_answers_the_contract_shape(customer) -> Non
     assert ApiClient(bearer_for(customer)).get(f"/files/{body['id']}").json() == body
 
 
-def test_type_comes_from_the_content_not_the_name_or_header(customer) -> None:  # type: ignore[no-untyped-def]
+def test_type_comes_from_the_content_not_the_name_or_header(customer: User) -> None:
     token = bearer_for(customer)
     # A PNG called .pdf is a PNG.
     response = upload(token, PNG_BYTES, "picture.pdf")
@@ -142,7 +143,7 @@ def test_type_comes_from_the_content_not_the_name_or_header(customer) -> None:  
     assert response.json()["mime_type"] == "text/plain"
 
 
-def test_zip_based_documents_are_recognised(customer) -> None:  # type: ignore[no-untyped-def]
+def test_zip_based_documents_are_recognised(customer: User) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("hello.txt", "hello")
@@ -151,7 +152,7 @@ def test_zip_based_documents_are_recognised(customer) -> None:  # type: ignore[n
     assert response.json()["mime_type"] == "application/zip"
 
 
-def test_refused_uploads_leave_nothing_stored(customer, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_refused_uploads_leave_nothing_stored(customer: User, settings, tmp_path) -> None:
     settings.MEDIA_ROOT = str(tmp_path)
     response = upload(bearer_for(customer), b"\x00\x01\x02binary", "x.bin")
     assert response.status_code == 415
@@ -159,7 +160,7 @@ def test_refused_uploads_leave_nothing_stored(customer, settings, tmp_path) -> N
     assert File.objects.count() == 0
 
 
-def test_oversized_upload_is_413(customer, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_oversized_upload_is_413(customer: User, settings, tmp_path) -> None:
     settings.MEDIA_ROOT = str(tmp_path)
     settings.FILE_UPLOAD_MAX_BYTES = 1000
     token = bearer_for(customer)
@@ -170,9 +171,12 @@ def test_oversized_upload_is_413(customer, settings, tmp_path) -> None:  # type:
     assert upload(token, b"a" * 1000, "limit.txt").status_code == 201
 
 
-def test_declared_oversize_is_refused_before_the_body_is_read(customer, settings) -> None:  # type: ignore[no-untyped-def]
+def test_declared_oversize_is_refused_before_the_body_is_read(customer: User, settings) -> None:
     settings.FILE_UPLOAD_MAX_BYTES = 1000
-    body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nhi\r\n--b--\r\n'
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\n'
+        b"hi\r\n--b--\r\n"
+    )
     client = Client()
     # Content-Length claims far more than the limit; the view answers without parsing.
     response = client.generic(
@@ -198,7 +202,9 @@ def test_declared_oversize_is_refused_before_the_body_is_read(customer, settings
         ("application/json", b'{"file": "x"}'),
     ],
 )
-def test_malformed_uploads_are_client_errors(customer, content_type: str, body: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_uploads_are_client_errors(
+    customer: User, content_type: str, body: bytes
+) -> None:
     response = Client().generic(
         "POST",
         "/api/v1/files",
@@ -210,12 +216,12 @@ def test_malformed_uploads_are_client_errors(customer, content_type: str, body: 
     assert response["Content-Type"] == "application/problem+json"
 
 
-def test_empty_file_is_422(customer) -> None:  # type: ignore[no-untyped-def]
+def test_empty_file_is_422(customer: User) -> None:
     response = upload(bearer_for(customer), b"", "empty.txt")
     assert response.status_code == 422
 
 
-def test_list_is_own_and_shared(customer) -> None:  # type: ignore[no-untyped-def]
+def test_list_is_own_and_shared(customer: User) -> None:
     colleague = UserFactory(roles=["Customer"])
     stranger = UserFactory(roles=["Customer"])
     admin = UserFactory(roles=["Admin"])
@@ -227,7 +233,7 @@ def test_list_is_own_and_shared(customer) -> None:  # type: ignore[no-untyped-de
         as_colleague.post(f"/files/{theirs.pk}/share", {"user_id": customer.pk}).status_code == 200
     )
 
-    def ids(user) -> set[int]:  # type: ignore[no-untyped-def]
+    def ids(user: User) -> set[int]:
         body = ApiClient(bearer_for(user)).get("/files").json()
         return {item["id"] for item in body["items"]}
 
@@ -238,7 +244,7 @@ def test_list_is_own_and_shared(customer) -> None:  # type: ignore[no-untyped-de
     assert ApiClient(bearer_for(admin)).get(f"/files/{mine.pk}").status_code == 200
 
 
-def test_shared_user_may_read_and_download_but_not_delete_or_reshare(customer) -> None:  # type: ignore[no-untyped-def]
+def test_shared_user_may_read_and_download_but_not_delete_or_reshare(customer: User) -> None:
     colleague = UserFactory(roles=["Customer"])
     third = UserFactory(roles=["Customer"])
     file = make_file(customer)
@@ -256,7 +262,7 @@ def test_shared_user_may_read_and_download_but_not_delete_or_reshare(customer) -
     assert ApiClient(bearer_for(third)).get(f"/files/{file.pk}").status_code == 404
 
 
-def test_share_publishes_file_shared_to_the_recipient_once(customer) -> None:  # type: ignore[no-untyped-def]
+def test_share_publishes_file_shared_to_the_recipient_once(customer: User) -> None:
     colleague = UserFactory(roles=["Customer"])
     file = make_file(customer)
     owner = ApiClient(bearer_for(customer))
@@ -277,13 +283,13 @@ def test_share_publishes_file_shared_to_the_recipient_once(customer) -> None:  #
 
 
 @pytest.mark.parametrize("user_id", [0, -1, 99999999, "x", None])
-def test_share_with_bad_user_is_422(customer, user_id: object) -> None:  # type: ignore[no-untyped-def]
+def test_share_with_bad_user_is_422(customer: User, user_id: object) -> None:
     file = make_file(customer)
     response = ApiClient(bearer_for(customer)).post(f"/files/{file.pk}/share", {"user_id": user_id})
     assert response.status_code == 422
 
 
-def test_share_with_inactive_user_is_422(customer) -> None:  # type: ignore[no-untyped-def]
+def test_share_with_inactive_user_is_422(customer: User) -> None:
     file = make_file(customer)
     inactive = UserFactory(roles=["Customer"], is_active=False)
     response = ApiClient(bearer_for(customer)).post(
@@ -292,8 +298,8 @@ def test_share_with_inactive_user_is_422(customer) -> None:  # type: ignore[no-u
     assert response.status_code == 422
 
 
-def test_download_streams_the_bytes_with_a_safe_disposition(customer) -> None:  # type: ignore[no-untyped-def]
-    file = make_file(customer, content="hello\n".encode(), filename='bad"name\r\n<x>.html')
+def test_download_streams_the_bytes_with_a_safe_disposition(customer: User) -> None:
+    file = make_file(customer, content=b"hello\n", filename='bad"name\r\n<x>.html')
     response = ApiClient(bearer_for(customer)).get(f"/files/{file.pk}/download")
     assert response.status_code == 200
     with pytest.warns(Warning, match="asynchronous iterators"):
@@ -306,8 +312,8 @@ def test_download_streams_the_bytes_with_a_safe_disposition(customer) -> None:  
 
 
 def test_delete_removes_the_stored_object_only_after_commit(
-    customer, django_capture_on_commit_callbacks
-) -> None:  # type: ignore[no-untyped-def]
+    customer: User, django_capture_on_commit_callbacks: Any
+) -> None:
     file = make_file(customer)
     storage = storages["default"]
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -320,7 +326,7 @@ def test_delete_removes_the_stored_object_only_after_commit(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_delete_removes_the_stored_object(customer) -> None:  # type: ignore[no-untyped-def]
+def test_delete_removes_the_stored_object(customer: User) -> None:
     file = make_file(customer)
     storage = storages["default"]
     assert storage.exists(file.storage_name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from backend.accounts.models import User
 from backend.content.models import Post
 from realtime.models import OutboxEvent
 from tests.conftest import ApiClient
@@ -152,7 +153,9 @@ def test_list_shows_published_posts_and_only_visible_drafts(anon: ApiClient) -> 
     assert ids(as_author, f"?user_id={someone.pk}") == {own_draft.pk}
 
 
-def test_create_sanitizes_and_returns_the_contract_shape(as_editor: ApiClient, editor) -> None:  # type: ignore[no-untyped-def]
+def test_create_sanitizes_and_returns_the_contract_shape(
+    as_editor: ApiClient, editor: User
+) -> None:
     response = as_editor.post(
         "/posts",
         {
@@ -173,7 +176,7 @@ def test_create_sanitizes_and_returns_the_contract_shape(as_editor: ApiClient, e
     assert as_editor.get(f"/posts/{post['id']}").json() == post
 
 
-def test_updates_are_sanitized_too(as_editor: ApiClient, editor) -> None:  # type: ignore[no-untyped-def]
+def test_updates_are_sanitized_too(as_editor: ApiClient, editor: User) -> None:
     post = PostFactory(user=editor)
     response = as_editor.patch(
         f"/posts/{post.pk}", {"body_html": "<svg><p><style><img src=x onerror=alert(1)>"}
@@ -182,7 +185,7 @@ def test_updates_are_sanitized_too(as_editor: ApiClient, editor) -> None:  # typ
     assert "onerror" not in response.json()["body_html"]
 
 
-def test_publish_and_unpublish(as_editor: ApiClient, editor, anon: ApiClient) -> None:  # type: ignore[no-untyped-def]
+def test_publish_and_unpublish(as_editor: ApiClient, editor: User, anon: ApiClient) -> None:
     post = PostFactory(user=editor)
     published = as_editor.post(f"/posts/{post.pk}/publish").json()
     assert published["published_at"] is not None
@@ -216,7 +219,7 @@ def test_bad_post_bodies_are_422(as_editor: ApiClient, body: object) -> None:
     assert response["Content-Type"] == "application/problem+json"
 
 
-def test_patch_with_null_is_422(as_editor: ApiClient, editor) -> None:  # type: ignore[no-untyped-def]
+def test_patch_with_null_is_422(as_editor: ApiClient, editor: User) -> None:
     post = PostFactory(user=editor)
     assert as_editor.patch(f"/posts/{post.pk}", {"published": None}).status_code == 422
 
@@ -236,7 +239,7 @@ def test_bad_token_on_a_public_read_is_401(anon: ApiClient) -> None:
     assert response.status_code == 401
 
 
-def test_inactive_author_sees_only_published(editor) -> None:  # type: ignore[no-untyped-def]
+def test_inactive_author_cannot_read_own_draft(editor: User) -> None:
     draft = PostFactory(user=editor)
     token = bearer_for(editor)
     editor.is_active = False
@@ -245,7 +248,7 @@ def test_inactive_author_sees_only_published(editor) -> None:  # type: ignore[no
     assert ApiClient(token).get(f"/posts/{draft.pk}").status_code == 401
 
 
-def test_deleting_a_post_drops_its_object_rights(as_editor: ApiClient, editor) -> None:  # type: ignore[no-untyped-def]
+def test_deleting_a_post_drops_its_object_rights(as_editor: ApiClient, editor: User) -> None:
     from guardian.models import UserObjectPermission
 
     post = PostFactory(user=editor)
