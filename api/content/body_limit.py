@@ -91,7 +91,12 @@ def install(limit: Callable[[], int]) -> bool:
         transport = getattr(request.channel, "transport", None)
         if transport is None:
             return
-        logger.warning("refused an oversized request body from %s", transport.getPeer())
+        peer = transport.getPeer()
+        logger.warning(
+            "refused an oversized request body from %s:%s",
+            getattr(peer, "host", "?"),
+            getattr(peer, "port", "?"),
+        )
         transport.write(_response_bytes(WebRequest._triton_body_limit()))
         try:
             transport.loseWriteConnection()

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, make_user
+from tests.e2e.conftest import Server, ServerPool, make_user
 from tests.s3 import S3Server, s3_environment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -133,7 +133,7 @@ async def test_chunked_body_is_cut_off_once_over_the_limit(server: Server) -> No
 
 
 async def test_upload_within_the_limit_is_stored_and_streamed_back(server: Server) -> None:
-    owner, issued = await make_user(["Customer"])
+    _, issued = await make_user(["Customer"])
     content = PDF_HEAD + os.urandom(3 * 1024 * 1024)
     auth = {"Authorization": f"Bearer {issued.plain_text}"}
     async with httpx.AsyncClient(base_url=server.http, timeout=30, headers=auth) as client:
@@ -155,7 +155,7 @@ def e2e_bucket(s3_server: S3Server) -> str:
 
 
 async def test_upload_and_download_on_s3(
-    servers, s3_server: S3Server, e2e_bucket: str  # type: ignore[no-untyped-def]
+    servers: ServerPool, s3_server: S3Server, e2e_bucket: str
 ) -> None:
     s3 = servers.get("content-s3", **s3_environment(s3_server, e2e_bucket))
     _, issued = await make_user(["Customer"])

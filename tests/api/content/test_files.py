@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -152,7 +153,9 @@ def test_zip_based_documents_are_recognised(customer: User) -> None:
     assert response.json()["mime_type"] == "application/zip"
 
 
-def test_refused_uploads_leave_nothing_stored(customer: User, settings, tmp_path) -> None:
+def test_refused_uploads_leave_nothing_stored(
+    customer: User, settings: Any, tmp_path: Path
+) -> None:
     settings.MEDIA_ROOT = str(tmp_path)
     response = upload(bearer_for(customer), b"\x00\x01\x02binary", "x.bin")
     assert response.status_code == 415
@@ -160,7 +163,7 @@ def test_refused_uploads_leave_nothing_stored(customer: User, settings, tmp_path
     assert File.objects.count() == 0
 
 
-def test_oversized_upload_is_413(customer: User, settings, tmp_path) -> None:
+def test_oversized_upload_is_413(customer: User, settings: Any, tmp_path: Path) -> None:
     settings.MEDIA_ROOT = str(tmp_path)
     settings.FILE_UPLOAD_MAX_BYTES = 1000
     token = bearer_for(customer)
@@ -171,7 +174,9 @@ def test_oversized_upload_is_413(customer: User, settings, tmp_path) -> None:
     assert upload(token, b"a" * 1000, "limit.txt").status_code == 201
 
 
-def test_declared_oversize_is_refused_before_the_body_is_read(customer: User, settings) -> None:
+def test_declared_oversize_is_refused_before_the_body_is_read(
+    customer: User, settings: Any
+) -> None:
     settings.FILE_UPLOAD_MAX_BYTES = 1000
     body = (
         b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\n'
