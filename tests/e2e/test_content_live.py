@@ -8,9 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import WS, OpenWS, Server, make_user
+from tests.e2e.conftest import WS, OpenWS, ServerPool, make_user
+from tests.e2e.content_servers import fresh_server
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 
 def _apply_post_event(feed: dict[int, dict[str, Any]], frame: dict[str, Any]) -> None:
@@ -22,7 +23,8 @@ def _apply_post_event(feed: dict[int, dict[str, Any]], frame: dict[str, Any]) ->
         feed.pop(data["id"], None)
 
 
-async def test_published_feed_follows_live_events(server: Server, open_ws: OpenWS) -> None:
+async def test_published_feed_follows_live_events(servers: ServerPool, open_ws: OpenWS) -> None:
+    server = fresh_server(servers)
     _, author = await make_user(["Editor"])
     _, reader = await make_user(["Customer"])
     auth = {"Authorization": f"Bearer {author.plain_text}"}
@@ -63,8 +65,9 @@ async def test_published_feed_follows_live_events(server: Server, open_ws: OpenW
 
 
 async def test_shared_file_arrives_live_and_matches_a_fresh_list(
-    server: Server, open_ws: OpenWS
+    servers: ServerPool, open_ws: OpenWS
 ) -> None:
+    server = fresh_server(servers)
     _, owner_token = await make_user(["Customer"])
     colleague, colleague_token = await make_user(["Customer"])
     async with httpx.AsyncClient(base_url=f"{server.http}/api/v1", timeout=15) as http:

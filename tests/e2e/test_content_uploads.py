@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Server, ServerPool, make_user
+from tests.e2e.content_servers import fresh_server
 from tests.s3 import S3Server, s3_environment
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 LIMIT = 25 * 1024 * 1024  # the default FILE_UPLOAD_MAX_BYTES of the servers
 PDF_HEAD = b"%PDF-1.4\n"
@@ -132,7 +133,8 @@ async def test_chunked_body_is_cut_off_once_over_the_limit(server: Server) -> No
     assert sent < total_to_send
 
 
-async def test_upload_within_the_limit_is_stored_and_streamed_back(server: Server) -> None:
+async def test_upload_within_the_limit_is_stored_and_streamed_back(servers: ServerPool) -> None:
+    server = fresh_server(servers)
     _, issued = await make_user(["Customer"])
     content = PDF_HEAD + os.urandom(3 * 1024 * 1024)
     auth = {"Authorization": f"Bearer {issued.plain_text}"}
@@ -157,7 +159,7 @@ def e2e_bucket(s3_server: S3Server) -> str:
 async def test_upload_and_download_on_s3(
     servers: ServerPool, s3_server: S3Server, e2e_bucket: str
 ) -> None:
-    s3 = servers.get("content-s3", **s3_environment(s3_server, e2e_bucket))
+    s3 = fresh_server(servers, "content-s3", **s3_environment(s3_server, e2e_bucket))
     _, issued = await make_user(["Customer"])
     content = PDF_HEAD + os.urandom(512 * 1024)
     auth = {"Authorization": f"Bearer {issued.plain_text}"}
