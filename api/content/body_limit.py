@@ -108,6 +108,10 @@ def install(limit: Callable[[], int]) -> bool:
     def got_length(self: Any, length: int | None) -> None:
         self._triton_received = 0
         self._triton_refused = False
+        # Twisted would read a whole multipart or form body into memory and parse it into
+        # ``request.args``, which daphne never uses (Django parses the body itself, streaming
+        # to a temporary file): a 20 MiB upload cost about 250 MB of peak memory.
+        self._parsePOSTFormSubmission = False
         if length is not None and length > WebRequest._triton_body_limit():
             refuse(self)
             return
