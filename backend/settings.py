@@ -248,6 +248,8 @@ STORAGE_URL = env.str("STORAGE_URL", default="")
 STORAGE_LINK_EXPIRY = env.int("STORAGE_LINK_EXPIRY", default=300)
 # Seconds the redirect of GET /files/{id}/download stays valid (S3): enough to follow it.
 FILE_DOWNLOAD_LINK_EXPIRY = env.int("FILE_DOWNLOAD_LINK_EXPIRY", default=60)
+# Prefix of local-storage links ("https://api.example.com"); empty: links are host-relative paths.
+STORAGE_PUBLIC_BASE_URL = env.str("STORAGE_PUBLIC_BASE_URL", default="")
 STORAGES = {
     "default": storage_backend_from_url(STORAGE_URL, link_expiry=STORAGE_LINK_EXPIRY),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
