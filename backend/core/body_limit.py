@@ -10,7 +10,8 @@ the client still sends is discarded for a short while (so it reads the 413 inste
 reset), then the connection is dropped.
 
 The limit is the upload limit plus room for the multipart envelope, for every path: no JSON
-request comes near it. ``install()`` runs from ``backend/asgi.py``.
+request comes near it. ``install()`` runs from ``backend/asgi.py``. It is server wiring, not
+API: it answers in raw HTTP and knows nothing of views.
 """
 
 from __future__ import annotations
@@ -20,7 +21,22 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
+
 logger = logging.getLogger("triton.api")
+
+# Room for the multipart envelope (boundaries, part headers, other small fields).
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def max_upload_bytes() -> int:
+    return int(settings.FILE_UPLOAD_MAX_BYTES)
+
+
+def max_request_body_bytes() -> int:
+    """The largest request body any path accepts."""
+    return max_upload_bytes() + MULTIPART_OVERHEAD_BYTES
+
 
 # How long (seconds) and how much (bytes) of a refused body is drained before the drop.
 LINGER_SECONDS = 2.0
@@ -67,7 +83,7 @@ def _response_bytes(limit: int) -> bytes:
     return head + body
 
 
-def install(limit: Callable[[], int]) -> bool:
+def install(limit: Callable[[], int] = max_request_body_bytes) -> bool:
     """Patch daphne's request class once; False when daphne is not importable."""
     try:
         from daphne.http_protocol import WebRequest
