@@ -145,6 +145,10 @@ def file_upload(*, actor: Any, uploaded: UploadedFile) -> File:
         raise ValidationFailed(
             detail="The file is empty.", errors=[FieldError(["body", "file"], "empty file")]
         )
+    if uploaded.file is None:
+        raise ValidationFailed(
+            detail="No file content.", errors=[FieldError(["body", "file"], "no content")]
+        )
     mime_type = sniff_mime_type(uploaded.file)
     if mime_type is None or mime_type not in allowed_mime_types():
         raise UnsupportedMediaType(

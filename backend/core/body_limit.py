@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 
@@ -119,7 +119,7 @@ def install(limit: Callable[[], int] = max_request_body_bytes) -> bool:
         except (AttributeError, NotImplementedError):  # not TCP (e.g. TLS wrapper)
             transport.loseConnection()
             return
-        reactor.callLater(LINGER_SECONDS, transport.abortConnection)
+        cast(Any, reactor).callLater(LINGER_SECONDS, transport.abortConnection)
 
     def got_length(self: Any, length: int | None) -> None:
         self._triton_received = 0
@@ -160,7 +160,7 @@ def install(limit: Callable[[], int] = max_request_body_bytes) -> bool:
     from twisted.web.http import HTTPChannel
 
     original_send_100 = HTTPChannel._send100Continue
-    HTTPChannel._send100Continue = send_100_continue
+    setattr(HTTPChannel, "_send100Continue", send_100_continue)  # noqa: B010
     WebRequest.gotLength = got_length
     WebRequest.handleContentChunk = handle_content_chunk
     WebRequest.process = process
