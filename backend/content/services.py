@@ -42,7 +42,8 @@ TITLE_MAX_LENGTH = 200
 
 # --- posts ------------------------------------------------------------------------------------
 def _clean_title(title: str) -> str:
-    title = (title or "").strip()
+    # ASCII white space only, as the API's schema states (a no-break space is text).
+    title = (title or "").strip(" \t\n\r")
     if not title:
         raise ValidationFailed(
             detail="The title may not be empty.", errors=[FieldError(["body", "title"], "empty")]
