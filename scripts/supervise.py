@@ -149,7 +149,7 @@ class Child:
         if self.log_path is not None:
             output = self.log_path.open("ab")
         try:
-            self.process = subprocess.Popen(  # noqa: S603 (our own argv)
+            self.process = subprocess.Popen(
                 self.argv,
                 cwd=ROOT,
                 env=self.env,
@@ -271,7 +271,7 @@ class Supervisor:
     # --- one-shot commands -----------------------------------------------------------------
     def run_once(self, argv: list[str], *, capture: bool = False) -> tuple[int, str]:
         """Run a command to completion, still answering Ctrl-C while it runs."""
-        self.one_shot = subprocess.Popen(  # noqa: S603 (our own argv)
+        self.one_shot = subprocess.Popen(
             argv,
             cwd=ROOT,
             env=self.env,
