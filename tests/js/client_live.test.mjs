@@ -54,7 +54,10 @@ async function startProxy(targetPort) {
         upstream.pause();
       }
     },
-    close: () => new Promise((resolve) => server.close(resolve)),
+    close() {
+      this.cut(); // server.close() waits for open connections, frozen ones included
+      return new Promise((resolve) => server.close(resolve));
+    },
   };
 }
 

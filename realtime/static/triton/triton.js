@@ -20,6 +20,7 @@ const DEFAULTS = {
   maxBackoffMs: 30000,
   pingIntervalMs: 20000,
   pongTimeoutMs: 10000,
+  connectTimeoutMs: 10000,
   ackTimeoutMs: 5000,
   sendAttempts: 5,
 };
@@ -171,8 +172,11 @@ export class TritonClient {
       return;
     }
     this.ws = ws;
+    // A handshake that hangs (a half-dead proxy) counts as a failed attempt.
+    this.timers.pong = setTimeout(() => this._lost(ws), this.options.connectTimeoutMs);
     ws.onopen = () => {
       if (this.ws !== ws) return;
+      clearTimeout(this.timers.pong);
       ws.send(JSON.stringify({ type: "auth", token }));
       this._armPing();
     };
@@ -187,21 +191,28 @@ export class TritonClient {
       }
       this._onFrame(frame);
     };
-    ws.onclose = () => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      this._clearTimers();
-      for (const topic of this.topics.values()) topic.subscribed = false;
-      if (this.closedByUser) {
-        this._setState("closed");
-        return;
-      }
-      // Whatever the code (4401 included: getToken may have a fresh token), try again.
-      this._scheduleReconnect();
-    };
-    ws.onerror = () => {
-      // onclose follows and decides.
-    };
+    // Some WebSocket implementations report a refused handshake with `error` only, or late:
+    // whichever of error and close comes first ends this socket.
+    ws.onclose = () => this._lost(ws);
+    ws.onerror = () => this._lost(ws);
+  }
+
+  _lost(ws) {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    this._clearTimers();
+    try {
+      ws.close();
+    } catch {
+      // already closing
+    }
+    for (const topic of this.topics.values()) topic.subscribed = false;
+    if (this.closedByUser) {
+      this._setState("closed");
+      return;
+    }
+    // Whatever the code (4401 included: getToken may have a fresh token), try again.
+    this._scheduleReconnect();
   }
 
   _scheduleReconnect() {
@@ -337,9 +348,9 @@ export class TritonClient {
       this._send({ type: "ping" });
       clearTimeout(this.timers.pong);
       this.timers.pong = setTimeout(() => {
-        // Nothing came back: the connection is dead even if TCP has not noticed.
-        if (this.ws) this.ws.close(4000);
-        this._forceClosed();
+        // Nothing came back: the connection is dead even if TCP has not noticed, and a
+        // browser may take long to fire close on it: give up on it now.
+        if (this.ws) this._lost(this.ws);
       }, this.options.pongTimeoutMs);
     }, this.options.pingIntervalMs);
   }
@@ -349,12 +360,6 @@ export class TritonClient {
     this._armPing();
   }
 
-  _forceClosed() {
-    // Browsers may take long to fire onclose on a dead link: act now.
-    const ws = this.ws;
-    if (!ws) return;
-    ws.onclose({ code: 4000 });
-  }
 
   _clearTimers() {
     clearTimeout(this.timers.ping);
