@@ -9,7 +9,9 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Server, make_user
+from backend.accounts.tokens import token_issue
+from tests.e2e.conftest import ROOT, Server
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -24,16 +26,16 @@ def _node() -> str:
     return node
 
 
-async def test_js_client_against_a_real_server(server: Server) -> None:
+def test_js_client_against_a_real_server(server: Server) -> None:
     node = _node()
-    user, issued = await make_user()
+    user = UserFactory(roles=["Customer"])
+    issued = token_issue(user=user, device_name="js-client")
     env = {
         "PATH": "/usr/bin:/bin:/usr/local/bin",
         "TRITON_HTTP": server.http,
         "TRITON_USER": json.dumps({"id": user.pk, "token": issued.plain_text}),
     }
-    # A blocking wait is fine here: the servers are other processes.
-    result = subprocess.run(  # noqa: ASYNC221
+    result = subprocess.run(
         [node, "--experimental-websocket", "--test", "--test-timeout=30000", "tests/js/"],
         cwd=ROOT,
         env=env,
