@@ -35,6 +35,7 @@ run: install
 
 services:
 	@scripts/ensure-services.sh
+	@scripts/ensure-browser.sh
 
 test: install services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
