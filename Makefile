@@ -39,6 +39,7 @@ cluster: install
 
 services:
 	@scripts/ensure-services.sh
+	@scripts/ensure-browser.sh
 
 test: install services
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

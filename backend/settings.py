@@ -340,6 +340,8 @@ FILE_UPLOAD_ALLOWED_TYPES = env.list(
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 STATIC_URL = "/static/"
+# The dashboard page's assets; apps' own static/ folders are found as usual.
+STATICFILES_DIRS = [BASE_DIR / "backend" / "static"]
 # daphne serves /static/ itself when true (make run); behind nginx leave it off.
 SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
 HEALTH_MIN_FREE_DISK_BYTES = env.int("HEALTH_MIN_FREE_DISK_BYTES", default=100 * 1024 * 1024)

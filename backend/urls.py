@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import path
+from django.views.generic import TemplateView
 
 from api.main import api
 from api.operations.router import health_view, metrics_view
@@ -10,4 +11,10 @@ urlpatterns = [
     path("health", health_view, name="health"),
     path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
+    # The live dashboard page (static HTML + the JS client; data over the API and the socket).
+    path(
+        "dashboard/",
+        TemplateView.as_view(template_name="dashboard/index.html"),
+        name="dashboard-page",
+    ),
 ]
