@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "backend.accounts",
     "backend.messaging",
+    "backend.commerce",
     "realtime",
 ]
 
@@ -175,9 +176,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="triton")
-# A killed worker's acks_late job comes back after this many seconds (Redis broker).
+# A killed worker's acks_late job comes back after this many seconds (Redis broker). It must
+# outlast any job's hard time limit and any retry countdown (else a live job is delivered
+# twice), and stay short enough that a killed render is redone within two minutes.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=90),
     "socket_connect_timeout": 2,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -272,6 +275,17 @@ REALTIME_SYNC_INTERVAL = env.float("REALTIME_SYNC_INTERVAL", default=2.0)
 REALTIME_TOKEN_RECHECK_INTERVAL = env.float("REALTIME_TOKEN_RECHECK_INTERVAL", default=30.0)
 # Without a broker there is no beat: each server process sweeps the outbox itself.
 REALTIME_INPROCESS_SWEEP = env.bool("REALTIME_INPROCESS_SWEEP", default=CELERY_TASK_ALWAYS_EAGER)
+
+# --- Commerce -------------------------------------------------------------------------------
+# Cached catalog pages live this long at most (any product change invalidates them at once).
+CATALOG_CACHE_TTL = env.int("CATALOG_CACHE_TTL", default=300)
+# GET /dashboard answers from a cache refreshed by the coalesced job, at most this old.
+DASHBOARD_CACHE_TTL = env.int("DASHBOARD_CACHE_TTL", default=10)
+WKHTMLTOPDF_PATH = env.str("WKHTMLTOPDF_PATH", default="wkhtmltopdf")
+# Hard limit of one invoice render (the job); far below CELERY_VISIBILITY_TIMEOUT.
+INVOICE_RENDER_TIME_LIMIT = env.int("INVOICE_RENDER_TIME_LIMIT", default=60)
+# Lifetime of an invoice's pdf_url link.
+INVOICE_URL_TTL = env.int("INVOICE_URL_TTL", default=600)
 
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

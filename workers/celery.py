@@ -10,4 +10,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 
 app = Celery("triton")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["workers.accounts", "workers.realtime"], related_name=None)
+app.autodiscover_tasks(["workers.accounts", "workers.realtime", "workers.commerce"], related_name=None)
