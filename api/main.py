@@ -40,12 +40,24 @@ errors.install(api)
 
 def _mount_routers() -> None:
     from api.accounts.router import auth_router, permissions_router, roles_router, users_router
+    from api.commerce.router import (
+        dashboard_router,
+        invoice_templates_router,
+        invoices_router,
+        orders_router,
+        products_router,
+    )
     from api.operations.router import router as operations_router
 
     api.add_router("/auth", auth_router, tags=["auth"])
     api.add_router("/users", users_router, tags=["users"])
     api.add_router("/roles", roles_router, tags=["roles"])
     api.add_router("/permissions", permissions_router, tags=["roles"])
+    api.add_router("/products", products_router, tags=["commerce"])
+    api.add_router("/orders", orders_router, tags=["commerce"])
+    api.add_router("/invoices", invoices_router, tags=["commerce"])
+    api.add_router("/invoice-templates", invoice_templates_router, tags=["commerce"])
+    api.add_router("/dashboard", dashboard_router, tags=["commerce"])
     api.add_router("/", operations_router, tags=["operations"])
 
 

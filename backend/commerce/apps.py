@@ -1,7 +1,15 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class CommerceConfig(AppConfig):
     name = "backend.commerce"
     label = "commerce"
     verbose_name = "Commerce"
+
+    def ready(self) -> None:
+        from backend.commerce.seeding import seed_default_template
+
+        # post_migrate also fires after a flush (transactional tests): the default
+        # template is always there, as migration 0002 first made it.
+        post_migrate.connect(seed_default_template, sender=self)

@@ -29,6 +29,7 @@ from backend.commerce.models import (
     OrderStatus,
     Product,
 )
+from backend.commerce.seeding import DEFAULT_TEMPLATE_NAME
 from backend.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from backend.core.jobs import enqueue_on_commit
 from backend.core.permissions import grant_perm, has_perm, require_perm
@@ -354,9 +355,6 @@ def invoice_template_delete(*, actor: User, template_id: int) -> None:
 
 
 # --- invoices -------------------------------------------------------------------------------
-DEFAULT_TEMPLATE_NAME = "Default"
-
-
 def _template_for(template_id: int | None) -> InvoiceTemplate:
     if template_id is not None:
         template = InvoiceTemplate.objects.filter(pk=template_id).first()

@@ -1,48 +1,19 @@
 from django.db import migrations
 
-DEFAULT_TEMPLATE = """<!DOCTYPE html>
-<html>
-<head>
-<meta charset="utf-8">
-<style>
-  body { font-family: sans-serif; font-size: 12pt; color: #222; }
-  h1 { font-size: 20pt; margin-bottom: 0; }
-  table { width: 100%; border-collapse: collapse; margin-top: 1em; }
-  th, td { border-bottom: 1px solid #ccc; padding: 4pt; text-align: left; }
-  td.num, th.num { text-align: right; }
-</style>
-</head>
-<body>
-<h1>Invoice {{ invoice.id }}</h1>
-<p>Order {{ order.id }} of {{ order.created_at|date:"Y-m-d" }} &middot; status {{ order.status }}</p>
-<p>Billed to: {{ user.name }} &lt;{{ user.email }}&gt;</p>
-<table>
-  <tr><th>Product</th><th class="num">Quantity</th><th class="num">Unit price</th><th class="num">Amount</th></tr>
-  {% for item in order.items %}
-  <tr>
-    <td>{{ item.product.name }}</td>
-    <td class="num">{{ item.quantity }}</td>
-    <td class="num">{{ item.unit_price }}</td>
-    <td class="num">{{ item.line_total }}</td>
-  </tr>
-  {% endfor %}
-  <tr><th colspan="3">Total</th><th class="num">{{ order.total_amount }}</th></tr>
-</table>
-</body>
-</html>
-"""
+from backend.commerce.seeding import DEFAULT_TEMPLATE, DEFAULT_TEMPLATE_NAME
+
 
 
 def create_default_template(apps, schema_editor):
     InvoiceTemplate = apps.get_model("commerce", "InvoiceTemplate")
     InvoiceTemplate.objects.get_or_create(
-        name="Default", defaults={"html_template": DEFAULT_TEMPLATE}
+        name=DEFAULT_TEMPLATE_NAME, defaults={"html_template": DEFAULT_TEMPLATE}
     )
 
 
 def remove_default_template(apps, schema_editor):
     InvoiceTemplate = apps.get_model("commerce", "InvoiceTemplate")
-    InvoiceTemplate.objects.filter(name="Default", invoice__isnull=True).delete()
+    InvoiceTemplate.objects.filter(name=DEFAULT_TEMPLATE_NAME).delete()
 
 
 class Migration(migrations.Migration):
