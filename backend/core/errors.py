@@ -53,6 +53,14 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Gone(DomainError):
+    """It existed but is no longer available (an expired link)."""
+
+    status = 410
+    title = "Gone"
+    code = "gone"
+
+
 class ValidationFailed(DomainError):
     status = 422
     title = "Validation failed"
