@@ -179,10 +179,15 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="triton")
 # A killed worker's acks_late job comes back after this many seconds (Redis broker). It must
-# outlast any job's hard time limit and any retry countdown (else a live job is delivered
-# twice), and stay short enough that a killed render is redone within two minutes.
+# outlast any job's hard time limit and retry countdown (else a live job is delivered twice),
+# and be short enough that a killed invoice render is redone well within two minutes: 60 s,
+# plus at most one sweep interval (below), plus the render itself.
+_visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=90),
+    "visibility_timeout": _visibility_timeout,
+    # Workers look for overdue unacked jobs every 5 s (kombu's default is 10 s x 10 calls).
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
     "socket_connect_timeout": 2,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -298,10 +303,9 @@ CATALOG_CACHE_TTL = env.int("CATALOG_CACHE_TTL", default=300)
 # GET /dashboard answers from a cache refreshed by the coalesced job, at most this old.
 DASHBOARD_CACHE_TTL = env.int("DASHBOARD_CACHE_TTL", default=10)
 WKHTMLTOPDF_PATH = env.str("WKHTMLTOPDF_PATH", default="wkhtmltopdf")
-# Hard limit of one invoice render (the job); far below CELERY_VISIBILITY_TIMEOUT.
-INVOICE_RENDER_TIME_LIMIT = env.int("INVOICE_RENDER_TIME_LIMIT", default=60)
-# Lifetime of an invoice's pdf_url link.
-INVOICE_URL_TTL = env.int("INVOICE_URL_TTL", default=600)
+# Soft time limit of one invoice render job (the hard one is 10 s more); both stay below
+# CELERY_VISIBILITY_TIMEOUT.
+INVOICE_RENDER_TIME_LIMIT = env.int("INVOICE_RENDER_TIME_LIMIT", default=30)
 
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -25,7 +25,7 @@ RENDER_MAX_RETRIES = 4
     reject_on_worker_lost=True,
     max_retries=RENDER_MAX_RETRIES,
     soft_time_limit=settings.INVOICE_RENDER_TIME_LIMIT,
-    time_limit=settings.INVOICE_RENDER_TIME_LIMIT + 15,
+    time_limit=settings.INVOICE_RENDER_TIME_LIMIT + 10,
 )
 def render_invoice(self: Task, invoice_id: int) -> str | None:
     """Render one invoice. Safe to run any number of times (see services.invoice_render);
@@ -43,7 +43,7 @@ def render_invoice(self: Task, invoice_id: int) -> str | None:
             )
             return "failed"
         logger.warning("invoice render failed, retrying", extra={"invoice_id": invoice_id})
-        raise self.retry(exc=exc, countdown=min(2**attempt, 30)) from exc
+        raise self.retry(exc=exc, countdown=min(2**attempt, 20)) from exc
 
 
 @shared_task(name="commerce.refresh_dashboard", acks_late=True, ignore_result=True)

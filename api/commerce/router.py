@@ -11,7 +11,6 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
-from django.core.files.storage import FileSystemStorage, default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
 from ninja import Query, Router, Status
 from ninja.responses import NinjaJSONEncoder
@@ -38,6 +37,7 @@ from api.pagination import Page, paginate
 from api.security import current_user
 from backend.commerce import dashboard, selectors, services
 from backend.commerce.caching import acatalog_version, catalog_page_key
+from backend.core import storage
 from backend.core.errors import Conflict
 
 logger = logging.getLogger(__name__)
@@ -259,12 +259,11 @@ def invoice_pdf(request: HttpRequest, invoice_id: int) -> HttpResponse:
     invoice = selectors.invoice_get_visible(actor=current_user(request), invoice_id=invoice_id)
     if invoice.status != "ready":
         raise Conflict(detail=f"The invoice is {invoice.status}; its PDF is not there.")
-    filename = f"invoice-{invoice.pk}.pdf"
-    if isinstance(default_storage, FileSystemStorage):
+    if not storage.is_s3():
         return FileResponse(
-            default_storage.open(invoice.pdf_name, "rb"),
+            storage.default_storage().open(invoice.pdf_name, "rb"),
             content_type="application/pdf",
-            filename=filename,
+            filename=f"invoice-{invoice.pk}.pdf",
         )
     url = selectors.invoice_pdf_url(invoice)
     assert url is not None

@@ -11,6 +11,7 @@ from backend.accounts.models import User
 from backend.commerce.models import Invoice, InvoiceTemplate, Order, OrderItem, Product
 from backend.core.errors import NotFound
 from backend.core.permissions import filter_by_perm, has_perm, require_perm
+from backend.core.storage import private_url
 
 # --- products -------------------------------------------------------------------------------
 
@@ -126,15 +127,8 @@ def invoice_template_get_visible(*, actor: User, template_id: int) -> InvoiceTem
 def invoice_pdf_url(invoice: Invoice) -> str | None:
     if invoice.status != "ready" or not invoice.pdf_name:
         return None
-    from django.conf import settings
-
-    from backend.core.storage import private_url
-
-    return private_url(
-        invoice.pdf_name,
-        expires_in=settings.INVOICE_URL_TTL,
-        download_name=f"invoice-{invoice.pk}.pdf",
-    )
+    # Expires after STORAGE_LINK_EXPIRY: a presigned S3 GET, or a signed local link.
+    return private_url(invoice.pdf_name, download_name=f"invoice-{invoice.pk}.pdf")
 
 
 def invoice_data(invoice: Invoice) -> dict[str, Any]:

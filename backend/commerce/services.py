@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F, ProtectedError
 from django.utils import timezone
@@ -32,6 +31,7 @@ from backend.commerce.models import (
 from backend.commerce.seeding import DEFAULT_TEMPLATE_NAME
 from backend.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from backend.core.jobs import enqueue_on_commit
+from backend.core.storage import default_storage
 from backend.core.permissions import grant_perm, has_perm, require_perm
 from realtime.publish import publish
 
@@ -433,10 +433,11 @@ def invoice_render(*, invoice_id: int, pdf_timeout: float = 30.0) -> str | None:
         return InvoiceStatus.FAILED
     pdf = rendering.render_pdf(html, timeout=pdf_timeout)
     name = invoice_pdf_name(invoice)
-    if default_storage.exists(name):
-        default_storage.delete(name)
-    saved = default_storage.save(name, ContentFile(pdf))
+    storage = default_storage()
+    if storage.exists(name):  # an earlier run of this job got this far
+        storage.delete(name)
+    saved = storage.save(name, ContentFile(pdf))
     if saved != name:  # a concurrent run wrote the name first: keep one file
-        default_storage.delete(saved)
+        storage.delete(saved)
     _finish(invoice_id, "invoice.ready", status=InvoiceStatus.READY, pdf_name=name)
     return Invoice.objects.values_list("status", flat=True).get(pk=invoice_id)
