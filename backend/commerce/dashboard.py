@@ -61,10 +61,10 @@ def compute_figures() -> dict[str, Any]:
         OrderItem.objects.exclude(order__status=OrderStatus.CANCELLED)
         .values("product_id", "product__name")
         .annotate(
-            quantity=Sum("quantity"),
-            revenue=Sum(F("quantity") * F("unit_price"), output_field=money),
+            sold=Sum("quantity"),
+            sales=Sum(F("quantity") * F("unit_price"), output_field=money),
         )
-        .order_by("-quantity", "product_id")[:TOP_PRODUCTS]
+        .order_by("-sold", "product_id")[:TOP_PRODUCTS]
     )
     return {
         "orders_today": today_totals["orders"],
@@ -74,8 +74,8 @@ def compute_figures() -> dict[str, Any]:
             {
                 "product_id": row["product_id"],
                 "name": row["product__name"],
-                "quantity": row["quantity"],
-                "revenue": f"{row['revenue']:.2f}",
+                "quantity": row["sold"],
+                "revenue": f"{row['sales']:.2f}",
             }
             for row in top
         ],

@@ -73,6 +73,15 @@ def order_data(order: Order) -> dict[str, Any]:
     }
 
 
+def attach_items(order: Order, items: list[OrderItem]) -> None:
+    """Items the caller already holds (just created), as if prefetched (what Django's
+    prefetch_related_objects does): ``order.items.all()`` then runs no query."""
+    queryset = order.items.all()  # lazy: no query
+    queryset._result_cache = list(items)
+    queryset._prefetch_done = True
+    order._prefetched_objects_cache = {"items": queryset}  # type: ignore[attr-defined]
+
+
 def order_get(*, order_id: int) -> Order | None:
     return _orders_with_items().filter(pk=order_id).first()
 
@@ -86,9 +95,9 @@ def order_visible_to(*, user: User, order_id: int) -> bool:
 def order_get_visible(*, actor: User, order_id: int) -> Order:
     """The owner's order, or anyone's for ``orders.view_any``; 404 otherwise."""
     order = order_get(order_id=order_id)
-    if order is None:
+    # Missing and not visible answer the same, word for word.
+    if order is None or not has_perm(actor, "orders.view", order):
         raise NotFound(detail="No such order.")
-    require_perm(actor, "orders.view", order, hide=True)
     return order
 
 
@@ -155,9 +164,8 @@ def invoice_list_visible(*, actor: User, order_id: int | None = None) -> QuerySe
 
 def invoice_get_visible(*, actor: User, invoice_id: int) -> Invoice:
     invoice = Invoice.objects.filter(pk=invoice_id).first()
-    if invoice is None:
+    if invoice is None or not has_perm(actor, "invoices.view", invoice):
         raise NotFound(detail="No such invoice.")
-    require_perm(actor, "invoices.view", invoice, hide=True)
     return invoice
 
 

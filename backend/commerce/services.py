@@ -184,12 +184,12 @@ def order_create(*, actor: User, items: Iterable[tuple[int, int]]) -> Order:
 
     Each line is one conditional UPDATE (``stock >= quantity``), in ascending product id
     order so two orders never wait on each other's rows in opposite orders (no deadlock);
-    a line that finds too little stock rolls the whole transaction back (409).
+    a line that finds too little stock rolls the whole transaction back (409), or 422 when
+    the order names a product that does not exist. The returned order has its items.
     """
     require_perm(actor, "orders.create")
     lines = list(items)
     quantities = _merged_lines(lines)
-    _unknown_products(quantities, lines)
     now = timezone.now()
     with transaction.atomic():
         for product_id in sorted(quantities):
@@ -198,8 +198,7 @@ def order_create(*, actor: User, items: Iterable[tuple[int, int]]) -> Order:
                 stock=F("stock") - quantity, updated_at=now
             )
             if not taken:
-                if not Product.objects.filter(pk=product_id).exists():  # deleted meanwhile
-                    _unknown_products(quantities, lines)
+                _unknown_products(quantities, lines)  # 422 wins over 409
                 raise Conflict(
                     detail=f"Not enough stock for product {product_id}; nothing was taken.",
                     errors=[
@@ -208,9 +207,8 @@ def order_create(*, actor: User, items: Iterable[tuple[int, int]]) -> Order:
                         if pid == product_id
                     ],
                 )
-        prices = dict(
-            Product.objects.filter(pk__in=list(quantities)).values_list("pk", "price")
-        )
+        # The rows are locked by this transaction now: these are the prices it sells at.
+        prices = dict(Product.objects.filter(pk__in=list(quantities)).values_list("pk", "price"))
         total = sum((prices[pid] * q for pid, q in quantities.items()), Decimal("0.00"))
         if total > MAX_MONEY:
             raise ValidationFailed(
@@ -220,16 +218,19 @@ def order_create(*, actor: User, items: Iterable[tuple[int, int]]) -> Order:
         order = Order.objects.create(
             user=actor, total_amount=total.quantize(CENT), created_at=now
         )
-        OrderItem.objects.bulk_create(
-            OrderItem(order=order, product_id=pid, quantity=q, unit_price=prices[pid])
-            for pid, q in sorted(quantities.items())
+        order_items = OrderItem.objects.bulk_create(
+            [
+                OrderItem(order=order, product_id=pid, quantity=q, unit_price=prices[pid])
+                for pid, q in sorted(quantities.items())
+            ]
         )
         grant_perm(actor, "orders.view", order)
         catalog_changed()
         dashboard.figures_changed()
-    fresh = selectors.order_get(order_id=order.pk)
-    assert fresh is not None
-    return fresh
+    if any(item.pk is None for item in order_items):  # a database without RETURNING
+        return selectors.order_get(order_id=order.pk) or order
+    selectors.attach_items(order, order_items)
+    return order
 
 
 def _return_stock(order: Order) -> None:
@@ -280,9 +281,8 @@ def order_cancel(*, actor: User, order_id: int) -> Order:
     """The owner cancels a ``pending`` order; the stock goes back."""
     with transaction.atomic():
         order = Order.objects.select_for_update().filter(pk=order_id).first()
-        if order is None:
+        if order is None or not has_perm(actor, "orders.view", order):
             raise NotFound(detail="No such order.")
-        require_perm(actor, "orders.view", order, hide=True)
         if order.user_id != actor.pk:
             raise PermissionDenied(detail="Only the order's owner may cancel it here.")
         if order.status != OrderStatus.PENDING:
@@ -376,11 +376,11 @@ def _template_for(template_id: int | None) -> InvoiceTemplate:
 def invoice_request(*, actor: User, order_id: int, template_id: int | None = None) -> Invoice:
     """202: a pending invoice; the job ``commerce.render_invoice`` renders it."""
     order = Order.objects.filter(pk=order_id).first()
-    if order is None:
-        raise NotFound(detail="No such order.")
+    if order is None or not (order.user_id == actor.pk or has_perm(actor, "orders.view", order)):
+        if order is None or not has_perm(actor, "invoices.manage"):
+            raise NotFound(detail="No such order.")
     if order.user_id != actor.pk and not has_perm(actor, "invoices.manage"):
         # Someone who may see the order learns they may not invoice it; others, nothing.
-        require_perm(actor, "orders.view", order, hide=True)
         raise PermissionDenied(detail="Only the order's owner or invoices.manage.")
     template = _template_for(template_id)
     with transaction.atomic():

@@ -136,5 +136,6 @@ def test_a_render_killed_midway_is_finished_once_after_restart(workers: list[Wor
     fresh = Invoice.objects.get(pk=invoice.pk)
     assert fresh.status == "ready", (fresh.failure_reason, second.log())
     _, files = services.default_storage().listdir("invoices")
-    assert [f for f in files if f.startswith(f"{invoice.pk}-")] == [Path(fresh.pdf_name).name]
+    stem = Path(fresh.pdf_name).stem
+    assert [f for f in files if f.startswith(stem)] == [Path(fresh.pdf_name).name]
     assert OutboxEvent.objects.filter(topic=f"user.{owner.pk}", event="invoice.ready").count() == 1

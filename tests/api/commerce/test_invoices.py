@@ -3,6 +3,8 @@ it), idempotency, failures, and the PDF download."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.core.files.storage import default_storage
 
@@ -22,8 +24,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _pdf_files(invoice: Invoice) -> list[str]:
+    """This invoice's files (ids repeat across test runs; the creation time does not)."""
+    stem = Path(services.invoice_pdf_name(invoice)).stem
     _, files = default_storage.listdir("invoices")
-    return [f for f in files if f.startswith(f"{invoice.pk}-")]
+    return [f for f in files if f.startswith(stem)]
 
 
 # --- templates ------------------------------------------------------------------------------
