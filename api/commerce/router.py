@@ -96,9 +96,7 @@ async def _cached(key_parts: tuple[object, ...], build: Any, *args: Any) -> byte
 )
 async def product_list(request: HttpRequest, query: Query[ProductListQuery]) -> HttpResponse:
     search = hashlib.sha256((query.search or "").encode()).hexdigest()[:32]
-    body = await _cached(
-        ("list", search, query.limit, query.offset), _product_page_json, query
-    )
+    body = await _cached(("list", search, query.limit, query.offset), _product_page_json, query)
     return HttpResponse(body, content_type=JSON)
 
 

@@ -20,8 +20,14 @@ from typing import Any
 
 import pdfkit
 from django.conf import settings
-from django.template import Context, Engine, Library, TemplateSyntaxError
-from django.template import defaultfilters, defaulttags
+from django.template import (
+    Context,
+    Engine,
+    Library,
+    TemplateSyntaxError,
+    defaultfilters,
+    defaulttags,
+)
 
 MAX_TEMPLATE_CHARS = 200_000
 
@@ -44,7 +50,7 @@ def _sandbox_library() -> Library:
 
 class _SandboxEngine(Engine):
     # Engine always adds defaulttags, defaultfilters and loader_tags: none of them here.
-    default_builtins: list[str] = []  # noqa: RUF012
+    default_builtins: list[str] = []
 
     def get_template_builtins(self, builtins: list[Any]) -> list[Library]:
         return [_sandbox_library()]

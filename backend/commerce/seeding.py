@@ -21,10 +21,14 @@ DEFAULT_TEMPLATE = """<!DOCTYPE html>
 </head>
 <body>
 <h1>Invoice {{ invoice.id }}</h1>
-<p>Order {{ order.id }} of {{ order.created_at|date:"Y-m-d" }} &middot; status {{ order.status }}</p>
+<p>Order {{ order.id }} of {{ order.created_at|date:"Y-m-d" }}
+   &middot; status {{ order.status }}</p>
 <p>Billed to: {{ user.name }} &lt;{{ user.email }}&gt;</p>
 <table>
-  <tr><th>Product</th><th class="num">Quantity</th><th class="num">Unit price</th><th class="num">Amount</th></tr>
+  <tr>
+    <th>Product</th><th class="num">Quantity</th>
+    <th class="num">Unit price</th><th class="num">Amount</th>
+  </tr>
   {% for item in order.items %}
   <tr>
     <td>{{ item.product.name }}</td>

@@ -31,8 +31,8 @@ from backend.commerce.models import (
 from backend.commerce.seeding import DEFAULT_TEMPLATE_NAME
 from backend.core.errors import Conflict, FieldError, NotFound, PermissionDenied, ValidationFailed
 from backend.core.jobs import enqueue_on_commit
-from backend.core.storage import default_storage
 from backend.core.permissions import grant_perm, has_perm, require_perm
+from backend.core.storage import default_storage
 from realtime.publish import publish
 
 logger = logging.getLogger(__name__)
@@ -215,9 +215,7 @@ def order_create(*, actor: User, items: Iterable[tuple[int, int]]) -> Order:
                 detail="The order's total is too large.",
                 errors=[FieldError(loc=["body", "items"], msg="Total too large.")],
             )
-        order = Order.objects.create(
-            user=actor, total_amount=total.quantize(CENT), created_at=now
-        )
+        order = Order.objects.create(user=actor, total_amount=total.quantize(CENT), created_at=now)
         order_items = OrderItem.objects.bulk_create(
             [
                 OrderItem(order=order, product_id=pid, quantity=q, unit_price=prices[pid])
@@ -376,12 +374,15 @@ def _template_for(template_id: int | None) -> InvoiceTemplate:
 def invoice_request(*, actor: User, order_id: int, template_id: int | None = None) -> Invoice:
     """202: a pending invoice; the job ``commerce.render_invoice`` renders it."""
     order = Order.objects.filter(pk=order_id).first()
-    if order is None or not (order.user_id == actor.pk or has_perm(actor, "orders.view", order)):
-        if order is None or not has_perm(actor, "invoices.manage"):
-            raise NotFound(detail="No such order.")
-    if order.user_id != actor.pk and not has_perm(actor, "invoices.manage"):
+    may_invoice = order is not None and (
+        order.user_id == actor.pk or has_perm(actor, "invoices.manage")
+    )
+    if not may_invoice:
         # Someone who may see the order learns they may not invoice it; others, nothing.
+        if order is None or not has_perm(actor, "orders.view", order):
+            raise NotFound(detail="No such order.")
         raise PermissionDenied(detail="Only the order's owner or invoices.manage.")
+    assert order is not None
     template = _template_for(template_id)
     with transaction.atomic():
         invoice = Invoice.objects.create(order=order, user_id=order.user_id, template=template)

@@ -112,13 +112,15 @@ async def test_orders_naming_products_in_opposite_orders_do_not_deadlock(
 SQLITE_SETUP = """
 from django.core.management import call_command
 call_command("migrate", interactive=False, verbosity=0)
+from django.contrib.auth.models import Group
 from backend.accounts.models import User
 from backend.accounts.tokens import token_issue
 from backend.commerce.models import Product
 tokens = []
+customers = Group.objects.filter(name="Customer")
 for n in range(5):
-    user = User.objects.create_user(email=f"buyer{n}@example.com", password="pw-buyer-123", name="B")
-    user.groups.set(__import__("django.contrib.auth.models", fromlist=["Group"]).Group.objects.filter(name="Customer"))
+    user = User.objects.create_user(email=f"buyer{n}@example.com", password="pw-123x", name="B")
+    user.groups.set(customers)
     tokens.append(token_issue(user=user, device_name="e2e").plain_text)
 product = Product.objects.create(name="Scarce", price="5.00", stock=15)
 print("RESULT", product.pk, ",".join(tokens))

@@ -94,7 +94,7 @@ async def test_status_events_equal_a_fresh_get(server: Server, open_ws: OpenWS) 
 async def test_dashboard_updates_arrive_live(
     server: Server, open_ws: OpenWS, worker: object
 ) -> None:
-    customer, customer_token = await make_user()
+    _, customer_token = await make_user()
     _, admin_token = await make_user(["Admin"])
     product = await database_sync_to_async(ProductFactory)(stock=50, price="10.00")
     as_customer = Rest(server, customer_token.plain_text)

@@ -50,7 +50,9 @@ def test_templates_are_managed_with_invoices_manage(as_admin: ApiClient, problem
     problem(as_admin.post("/invoice-templates", {"name": "Plain", "html_template": "x"}), 409)
     body = problem(as_admin.patch(url, {"html_template": "{% debug %}"}), 422)
     assert body["errors"][0]["loc"] == ["body", "html_template"]
-    problem(as_admin.post("/invoice-templates", {"name": "L", "html_template": "{% load x %}"}), 422)
+    problem(
+        as_admin.post("/invoice-templates", {"name": "L", "html_template": "{% load x %}"}), 422
+    )
     assert as_admin.delete(url).status_code == 204
     problem(as_admin.get(url), 404)
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from backend.commerce.models import Order, Product
 from backend.accounts.models import User
+from backend.commerce.models import Order, Product
 from tests.conftest import ApiClient
 from tests.factories import ProductFactory, UserFactory, bearer_for, place_order
 
@@ -121,7 +121,7 @@ def test_orders_are_visible_to_owner_and_view_any_only(problem) -> None:
     product = ProductFactory(stock=10)
     mine = place_order(owner, (product, 1))
     theirs = place_order(other, (product, 1))
-    as_owner, as_other = ApiClient(bearer_for(owner)), ApiClient(bearer_for(other))
+    as_owner = ApiClient(bearer_for(owner))
     as_editor, as_admin = ApiClient(bearer_for(editor)), ApiClient(bearer_for(admin))
 
     assert as_owner.get(f"/orders/{mine.pk}").json()["id"] == mine.pk
@@ -139,9 +139,7 @@ def test_orders_are_visible_to_owner_and_view_any_only(problem) -> None:
     assert as_admin.get("/orders?status=cancelled").json()["count"] == 0
 
 
-def test_order_list_is_one_query_plus_items(
-    django_assert_max_num_queries, customer: User
-) -> None:
+def test_order_list_is_one_query_plus_items(django_assert_max_num_queries, customer: User) -> None:
     from backend.commerce.selectors import order_data, order_list_visible
 
     product = ProductFactory(stock=50)

@@ -83,7 +83,7 @@ def secret_file(tmp_path: Path) -> Path:
 class _Recorder(BaseHTTPRequestHandler):
     hits: list[str]
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.hits.append(self.path)
         body = f"<html><body>{SECRET}</body></html>".encode()
         self.send_response(200)
