@@ -35,18 +35,35 @@ def token_issue(*, user: User, device_name: str = "") -> IssuedToken:
     return IssuedToken(token=token, plain_text=f"{token.pk}|{secret}")
 
 
-def token_authenticate(plain_text: str) -> PersonalAccessToken | None:
-    """The live token behind ``<id>|<secret>``, with its user; None for anything else."""
+@dataclass(frozen=True)
+class ParsedToken:
+    token_id: int
+    secret: str
+
+
+def token_parse(plain_text: object) -> ParsedToken | None:
+    """``<id>|<secret>`` split and checked for shape; None for anything that cannot be a
+    token. The one parser for the REST bearer and the socket's ``auth`` frame."""
+    if not isinstance(plain_text, str):
+        return None
     token_id, sep, secret = plain_text.partition("|")
     # isascii(): "²".isdigit() is true, but int("²") raises.
     if not sep or not secret or not (token_id.isascii() and token_id.isdigit()):
         return None
     if len(token_id) > 18 or len(secret) > 128:
         return None
+    return ParsedToken(token_id=int(token_id), secret=secret)
+
+
+def token_authenticate(plain_text: str) -> PersonalAccessToken | None:
+    """The live token behind ``<id>|<secret>``, with its user; None for anything else."""
+    parsed = token_parse(plain_text)
+    if parsed is None:
+        return None
     token = (
-        PersonalAccessToken.objects.live().select_related("user").filter(pk=int(token_id)).first()
+        PersonalAccessToken.objects.live().select_related("user").filter(pk=parsed.token_id).first()
     )
-    if token is None or not hmac.compare_digest(token.token_hash, _hash_secret(secret)):
+    if token is None or not hmac.compare_digest(token.token_hash, _hash_secret(parsed.secret)):
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > settings.TOKEN_LAST_USED_RESOLUTION:
