@@ -13,3 +13,9 @@ class CommerceConfig(AppConfig):
         # post_migrate also fires after a flush (transactional tests): the default
         # template is always there, as migration 0002 first made it.
         post_migrate.connect(seed_default_template, sender=self)
+        # Collect the declared permissions now, while the process is single-threaded: the
+        # registry's lazy discovery is not thread-safe, and a server's first requests
+        # arrive together (seen as "declared twice" under concurrent first orders).
+        from backend.core.permissions import registry
+
+        registry.autodiscover()

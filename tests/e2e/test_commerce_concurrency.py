@@ -24,9 +24,17 @@ from tests.e2e.conftest import LOG_DIR, Server, ServerPool, free_port, make_user
 from tests.e2e.test_embedded import embedded_env, manage_shell
 from tests.factories import ProductFactory
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 CONCURRENCY = 50
+
+
+@pytest.fixture
+def two_servers(servers: ServerPool) -> list[Server]:
+    """Two server processes started after this test's database flush: flushes recreate the
+    content types under new ids, which long-lived servers would still have cached (guardian
+    looks them up to grant the owner's object right on each order)."""
+    return servers.start_fresh({"commerce-a": {}, "commerce-b": {}})
 
 
 async def _fire(
@@ -55,9 +63,8 @@ async def _fire(
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_concurrent_orders_on_mariadb_never_oversell(servers: ServerPool) -> None:
-    main, other = servers.get("main"), servers.get("b")
-    bases = [main.http, other.http]
+async def test_concurrent_orders_on_mariadb_never_oversell(two_servers: list[Server]) -> None:
+    bases = [server.http for server in two_servers]
     users = [await make_user() for _ in range(5)]
     tokens = [issued.plain_text for _, issued in users]
     scarce = await database_sync_to_async(ProductFactory)(stock=20, price="2.50")
@@ -79,9 +86,9 @@ async def test_concurrent_orders_on_mariadb_never_oversell(servers: ServerPool) 
 
 @pytest.mark.django_db(transaction=True)
 async def test_orders_naming_products_in_opposite_orders_do_not_deadlock(
-    servers: ServerPool,
+    two_servers: list[Server],
 ) -> None:
-    bases = [servers.get("main").http, servers.get("b").http]
+    bases = [server.http for server in two_servers]
     users = [await make_user() for _ in range(5)]
     tokens = [issued.plain_text for _, issued in users]
     first = await database_sync_to_async(ProductFactory)(stock=30, price="1.00")
@@ -135,7 +142,7 @@ print("RESULT", Product.objects.get(pk={product_id}).stock, Order.objects.count(
 @pytest.fixture
 def sqlite_server(tmp_path: Path) -> Iterator[tuple[Server, int, list[str]]]:
     env = embedded_env(tmp_path / f"{uuid.uuid4().hex}.sqlite3", tmp_path / "var")
-    out = manage_shell(env, SQLITE_SETUP)
+    out = manage_shell(env, SQLITE_SETUP, timeout=120)
     _, product_id, tokens = next(
         line for line in out.splitlines() if line.startswith("RESULT")
     ).split()
@@ -157,6 +164,6 @@ async def test_concurrent_orders_on_sqlite_never_oversell(
     )
     assert statuses == Counter({201: 15, 409: 45}), (statuses, server.log_text()[-3000:])
     out = await asyncio.to_thread(
-        manage_shell, server.env, SQLITE_CHECK.format(product_id=product_id)
+        manage_shell, server.env, SQLITE_CHECK.format(product_id=product_id), 120
     )
     assert next(line for line in out.splitlines() if line.startswith("RESULT")) == "RESULT 0 15"

@@ -19,7 +19,7 @@ from tests.e2e.conftest import WS, OpenWS, Server, ServerPool, make_user
 from tests.factories import ProductFactory
 from workers.celery import app as celery_app
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 
 class Rest:
@@ -32,6 +32,15 @@ class Rest:
         answer = await self.client.request(method, f"/api/v1{path}", json=body)
         assert answer.status_code == status, (method, path, answer.status_code, answer.text)
         return answer.json()
+
+
+@pytest.fixture
+def server(servers: ServerPool) -> Server:
+    """A server started after this test's database flush. Flushes between transactional tests
+    delete and recreate the content types under new ids; a long-lived server keeps the old
+    ids cached, and guardian's object rights (granted to an order's owner) need fresh ones."""
+    (fresh,) = servers.start_fresh({"commerce": {}})
+    return fresh
 
 
 @pytest.fixture
@@ -126,8 +135,9 @@ async def test_dashboard_updates_arrive_live(
 
 @pytest.fixture
 def media_server(servers: ServerPool) -> Server:
-    """A server reading the same MEDIA_ROOT that this process (and its worker) writes."""
-    return servers.get("commerce-media", MEDIA_ROOT=str(settings.MEDIA_ROOT))
+    """A fresh server (see ``server``) reading the MEDIA_ROOT this process's worker writes."""
+    (fresh,) = servers.start_fresh({"commerce-media": {"MEDIA_ROOT": str(settings.MEDIA_ROOT)}})
+    return fresh
 
 
 async def test_invoice_ready_arrives_live_and_its_link_serves_the_pdf(
