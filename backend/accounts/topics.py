@@ -11,4 +11,3 @@ def _authorize_user_topic(user: User, user_id: int | None) -> bool:
 
 
 register_topic_kind(TopicKind(name="user", authorize=_authorize_user_topic))
-
