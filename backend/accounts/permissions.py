@@ -20,15 +20,7 @@ PERMISSIONS: tuple[PermissionSpec, ...] = (
     PermissionSpec("users.update", "Update any user, including roles and active flag", _USER),
     PermissionSpec("users.delete", "Delete users", _USER),
     PermissionSpec("roles.manage", "Create and change roles", "accounts.Role"),
-    # --- taken over by their own apps when those land (commerce already has) ---------------
-    PermissionSpec("posts.create", "Write own blog posts", _NOT_YET_HOMED, roles=(EDITOR,)),
-    PermissionSpec(
-        "posts.manage", "Edit, publish and delete any post", _NOT_YET_HOMED, roles=(EDITOR,)
-    ),
-    PermissionSpec(
-        "files.upload", "Upload and share own files", _NOT_YET_HOMED, roles=(CUSTOMER, EDITOR)
-    ),
-    PermissionSpec("files.manage", "Read and delete any file", _NOT_YET_HOMED),
+    # --- taken over by their own apps when those land --------------------------------------
     PermissionSpec("tasks.use", "Keep an own to-do list", _NOT_YET_HOMED, roles=(CUSTOMER, EDITOR)),
     PermissionSpec(
         "mail.use", "Send and read internal mail", _NOT_YET_HOMED, roles=(CUSTOMER, EDITOR)
