@@ -72,6 +72,8 @@ def place_order(user: User, *lines: tuple[object, int]) -> object:
     from backend.commerce.services import order_create
 
     return order_create(actor=user, items=[(product.pk, qty) for product, qty in lines])
+
+
 # --- content --------------------------------------------------------------------------------
 from backend.content.models import File, Post  # noqa: E402
 from backend.content.permissions import POST_AUTHOR_RIGHTS  # noqa: E402
