@@ -26,7 +26,7 @@ from backend.accounts.models import User
 from backend.accounts.tokens import token_authenticate, token_parse
 from backend.core.errors import BadRequest, DomainError, NotFound, PermissionDenied
 from realtime.frames import FrameContext, get_frame_type, validate_payload
-from realtime.history import Offset, get_history
+from realtime.history import Offset, StoredEvent, get_history
 from realtime.hub import Hub, event_frame, get_hub, spawn
 from realtime.publish import publish_ephemeral
 from realtime.topics import Topic, authorize_topic, presence_event_data
@@ -39,8 +39,16 @@ CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_TOO_SLOW = 4008
 CLOSE_FLOOD = 4429
 CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
+CLOSE_RESYNC = 1012  # reconnect and resubscribe with since (README)
 
 CoreHandler = Callable[["RealtimeConsumer", dict[str, Any]], Awaitable[None]]
+
+
+# Replays are read from history a page at a time and sent at the pace the client reads.
+REPLAY_PAGE = 100
+# A socket whose queue stays over half its WS_SEND_QUEUE_BYTES budget this long while a
+# replay waits for it to drain is closed (4008): it asks for events and does not read them.
+SEND_STALL_TIMEOUT = 10.0
 
 
 @dataclass
@@ -50,6 +58,12 @@ class Subscription:
     last_seq: int = 0
     # Live frames that arrive while the replay is being sent; None once live.
     buffer: deque[tuple[Offset, str]] | None = field(default_factory=deque)
+    buffer_bytes: int = 0
+    replay_task: asyncio.Task[None] | None = None
+
+    def cancel_replay(self) -> None:
+        if self.replay_task is not None and not self.replay_task.done():
+            self.replay_task.cancel()
 
 
 class TokenBucket:
@@ -80,6 +94,10 @@ def _pending_bytes(base_send: Any) -> int:
         return 0
     buffered = getattr(transport, "dataBuffer", b"")
     return len(buffered) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+
+
+def _reserved_close_code(code: int) -> bool:
+    return code != 1000 and not 3000 <= code <= 4999
 
 
 def _limit_incoming_message_size(base_send: Any) -> bool:
@@ -118,6 +136,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.bucket = TokenBucket(settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST)
         self.closing = False
         self._timers: list[asyncio.TimerHandle] = []
+        self._stalled_since: float | None = None
         _limit_incoming_message_size(self.base_send)
         await self.accept()
         loop = asyncio.get_running_loop()
@@ -133,6 +152,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.closing = True
+        if isinstance(code, int) and not isinstance(code, bool) and _reserved_close_code(code):
+            protocol = getattr(self.base_send, "args", (None,))[0]
+            send_close_frame = getattr(protocol, "sendCloseFrame", None)
+            if send_close_frame is not None:
+                # daphne's protocol (autobahn) lets applications close with 1000 and
+                # 3000-4999 only; 1012 (restart: resubscribe with since) goes out directly.
+                send_close_frame(code=code, isReply=False)
+                return
         await super().close(code=code, reason=reason)
 
     async def close_revoked(self) -> None:
@@ -142,6 +169,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.closing = True
         for timer in self._timers:
             timer.cancel()
+        for subscription in self.subscriptions.values():
+            subscription.cancel_replay()
         hub = getattr(self, "hub", None)
         if hub is not None:
             await hub.unregister(self)
@@ -170,6 +199,30 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return False
         return True
 
+    async def send_paced(self, frame: str) -> bool:
+        """Send a frame the server chose to send now (a replay), once the socket's queue is
+        under half its budget: a replay goes at the pace the client reads, not all at once.
+        A client that stops reading is closed (4008) after SEND_STALL_TIMEOUT; re-asking for
+        replays does not restart that clock. False once the socket is closing."""
+        loop = asyncio.get_running_loop()
+        while _pending_bytes(self.base_send) > settings.WS_SEND_QUEUE_BYTES // 2:
+            if self.closing:
+                return False
+            now = loop.time()
+            if self._stalled_since is None:
+                self._stalled_since = now
+            elif now - self._stalled_since > SEND_STALL_TIMEOUT:
+                logger.warning(
+                    "closing a socket that does not read its replay",
+                    extra={"user_id": self.user_id},
+                )
+                await self.close(code=CLOSE_TOO_SLOW)
+                return False
+            # Twisted gives no drain notification through ASGI: poll the transport.
+            await asyncio.sleep(0.01)
+        self._stalled_since = None
+        return await self.send_text(frame)
+
     async def send_json(self, frame: dict[str, Any]) -> None:
         await self.send_text(json.dumps(frame, separators=(",", ":")))
 
@@ -187,6 +240,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if offset is not None:
             if subscription.buffer is not None:
                 subscription.buffer.append((offset, frame))
+                subscription.buffer_bytes += len(frame)
+                if subscription.buffer_bytes > settings.WS_SEND_QUEUE_BYTES:
+                    # The topic runs faster than the client reads its replay.
+                    await self.close(code=CLOSE_TOO_SLOW)
                 return
             if offset.epoch == subscription.epoch and offset.seq <= subscription.last_seq:
                 return
@@ -306,8 +363,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         topic = await self._authorize(frame.get("topic"))
         name = topic.name
         if name in self.subscriptions:
-            await self.hub.unsubscribe(name, self)
-            del self.subscriptions[name]
+            await self._drop_subscription(name)
         elif len(self.subscriptions) >= settings.WS_MAX_SUBSCRIPTIONS:
             raise BadRequest(
                 detail=f"at most {settings.WS_MAX_SUBSCRIPTIONS} subscriptions per socket"
@@ -319,10 +375,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             history = get_history()
             if since is None:
                 latest = await asyncio.to_thread(history.latest, name)
-                recovered, replayed = True, []
+                recovered, first_page = True, []
             else:
-                replay = await asyncio.to_thread(history.read_after, name, since)
-                latest, recovered, replayed = replay.latest, replay.recovered, replay.events
+                replay = await asyncio.to_thread(history.read_after, name, since, REPLAY_PAGE)
+                latest, recovered, first_page = replay.latest, replay.recovered, replay.events
         except Exception:
             self.subscriptions.pop(name, None)
             await self.hub.unsubscribe(name, self)
@@ -339,15 +395,54 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._presence_join(name)
             answer["presence"] = await asyncio.to_thread(history.presence_list, name)
         await self.send_json(answer)
-        # Replayed frames count against the same send budget as live ones.
-        for event in replayed:
-            sent = await self.send_text(
-                event_frame(name, event.event, Offset(latest.epoch, event.seq), event.data_json)
-            )
-            if not sent:
-                return
+        if not first_page:
+            await self._go_live(subscription, latest)
+            return
+        # In the background, so the socket keeps reading frames (and its flood limit keeps
+        # counting) while the replay waits for the client to read.
+        subscription.replay_task = asyncio.create_task(
+            self._replay(subscription, latest, first_page), name=f"replay {name}"
+        )
+
+    async def _replay(
+        self, subscription: Subscription, latest: Offset, page: list[StoredEvent]
+    ) -> None:
+        """Send the events up to ``latest``, page by page, then go live."""
+        name = subscription.topic.name
+        try:
+            while page:
+                for event in page:
+                    if event.seq > latest.seq:
+                        break
+                    frame = event_frame(
+                        name, event.event, Offset(latest.epoch, event.seq), event.data_json
+                    )
+                    if not await self.send_paced(frame):
+                        return
+                    subscription.epoch, subscription.last_seq = latest.epoch, event.seq
+                if subscription.last_seq >= latest.seq:
+                    break
+                replay = await asyncio.to_thread(
+                    get_history().read_after,
+                    name,
+                    Offset(latest.epoch, subscription.last_seq),
+                    REPLAY_PAGE,
+                )
+                if not replay.recovered:
+                    # Trimmed away while the client read slowly: it cannot be made whole here.
+                    await self.close(code=CLOSE_RESYNC)
+                    return
+                page = replay.events
+            await self._go_live(subscription, latest)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("replay failed", extra={"topic": name})
+            await self.close(code=CLOSE_RESYNC)
+
+    async def _go_live(self, subscription: Subscription, latest: Offset) -> None:
+        """The seam: live frames that came in meanwhile, minus what the replay covered."""
         subscription.epoch, subscription.last_seq = latest.epoch, latest.seq
-        # The seam: live frames that came in meanwhile, minus what the replay covered.
         buffer = subscription.buffer or deque()
         while buffer:
             offset, live_frame = buffer.popleft()
@@ -357,13 +452,21 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if not await self.send_text(live_frame):
                 return
         subscription.buffer = None
+        subscription.buffer_bytes = 0
+
+    async def _drop_subscription(self, name: str) -> Subscription | None:
+        subscription = self.subscriptions.pop(name, None)
+        if subscription is None:
+            return None
+        subscription.cancel_replay()
+        await self.hub.unsubscribe(name, self)
+        return subscription
 
     async def on_unsubscribe(self, frame: dict[str, Any]) -> None:
         name = frame.get("topic")
         if not isinstance(name, str) or name not in self.subscriptions:
             raise NotFound(detail="not subscribed to that topic")
-        del self.subscriptions[name]
-        await self.hub.unsubscribe(name, self)
+        await self._drop_subscription(name)
         if name in self.presence_topics:
             await self._presence_leave(name)
         answer: dict[str, Any] = {"type": "unsubscribed", "topic": name}
@@ -377,9 +480,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             try:
                 await self._authorize(name)
             except DomainError as exc:
-                if self.subscriptions.pop(name, None) is None:
+                if await self._drop_subscription(name) is None:
                     continue
-                await self.hub.unsubscribe(name, self)
                 if name in self.presence_topics:
                     await self._presence_leave(name)
                 await self.send_json({"type": "unsubscribed", "topic": name, "reason": exc.code})

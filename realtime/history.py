@@ -88,7 +88,10 @@ class History:
     def latest_seqs(self, topics: list[str]) -> dict[str, Offset]:
         return {topic: self.latest(topic) for topic in topics}
 
-    def read_after(self, topic: str, since: Offset) -> Replay:
+    def read_after(self, topic: str, since: Offset, limit: int | None = None) -> Replay:
+        """The events after ``since`` (at most ``limit``, oldest first) and where the topic
+        stands; ``recovered`` is false when ``since`` is of another epoch, ahead of the
+        topic, or older than what is kept."""
         raise NotImplementedError
 
     def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
@@ -162,10 +165,10 @@ class MemoryHistory(History):
             epoch, seq, _, _ = self._state(topic)
             return Offset(epoch, seq)
 
-    def read_after(self, topic: str, since: Offset) -> Replay:
+    def read_after(self, topic: str, since: Offset, limit: int | None = None) -> Replay:
         with self._lock:
             epoch, seq, events, _ = self._state(topic)
-            return _replay(Offset(epoch, seq), since, list(events))
+            return _replay(Offset(epoch, seq), since, list(events), limit)
 
     def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
         with self._lock:
@@ -228,7 +231,9 @@ def _live_users(members: dict[str, tuple[int, float]]) -> set[int]:
     return {user_id for user_id, expires in members.values() if expires > now}
 
 
-def _replay(latest: Offset, since: Offset, events: list[StoredEvent]) -> Replay:
+def _replay(
+    latest: Offset, since: Offset, events: list[StoredEvent], limit: int | None = None
+) -> Replay:
     if since == EMPTY_TOPIC_OFFSET:
         # Subscribed before the topic's first event: everything since is wanted.
         since = Offset(latest.epoch, 0)
@@ -240,7 +245,7 @@ def _replay(latest: Offset, since: Offset, events: list[StoredEvent]) -> Replay:
     )
     if missing_before_history:
         return Replay(latest=latest, recovered=False)
-    return Replay(latest=latest, recovered=True, events=wanted)
+    return Replay(latest=latest, recovered=True, events=wanted[:limit])
 
 
 # KEYS: meta hash, stream. ARGV: new epoch, max length, ttl seconds, event, data.
@@ -361,17 +366,17 @@ class RedisHistory(History):
             result[topic] = Offset(epoch or "0", int(seq or 0))
         return result
 
-    def read_after(self, topic: str, since: Offset) -> Replay:
+    def read_after(self, topic: str, since: Offset, limit: int | None = None) -> Replay:
         pipe = self.client.pipeline(transaction=True)
         pipe.hmget(self._meta(topic), "epoch", "seq")
-        pipe.xrange(self._stream(topic), min=f"{since.seq + 1}-0", max="+")
+        pipe.xrange(self._stream(topic), min=f"{since.seq + 1}-0", max="+", count=limit)
         (epoch, seq), entries = pipe.execute()
         latest = Offset(epoch or "0", int(seq or 0))
         events = [
             StoredEvent(int(entry_id.split("-", 1)[0]), fields["e"], fields["d"])
             for entry_id, fields in entries
         ]
-        return _replay(latest, since, events)
+        return _replay(latest, since, events, limit)
 
     def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
         now = time.time()
