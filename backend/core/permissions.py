@@ -14,6 +14,7 @@ A superuser holds everything.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -91,6 +92,8 @@ class PermissionRegistry:
     def __init__(self) -> None:
         self._specs: dict[str, PermissionSpec] = {}
         self._discovered = False
+        # First requests arrive on several threads at once: one discovers, the others wait.
+        self._discovery_lock = threading.Lock()
 
     def register(self, spec: PermissionSpec) -> None:
         if spec.name in self._specs:
@@ -110,6 +113,11 @@ class PermissionRegistry:
         """Import ``<app>.permissions`` of every installed app and register its PERMISSIONS."""
         if self._discovered:
             return
+        with self._discovery_lock:
+            if not self._discovered:
+                self._discover()
+
+    def _discover(self) -> None:
         before = dict(self._specs)
         try:
             for app_config in apps.get_app_configs():
