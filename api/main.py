@@ -103,12 +103,17 @@ errors.install(api)
 
 def _mount_routers() -> None:
     from api.accounts.router import auth_router, permissions_router, roles_router, users_router
+    from api.content.router import files_router, posts_router
+    from api.content.storage import router as storage_router
     from api.operations.router import router as operations_router
 
     api.add_router("/auth", auth_router, tags=["auth"])
     api.add_router("/users", users_router, tags=["users"])
     api.add_router("/roles", roles_router, tags=["roles"])
     api.add_router("/permissions", permissions_router, tags=["roles"])
+    api.add_router("/posts", posts_router, tags=["posts"])
+    api.add_router("/files", files_router, tags=["files"])
+    api.add_router("/storage", storage_router, tags=["files"])
     api.add_router("/", operations_router, tags=["operations"])
 
 

@@ -124,3 +124,7 @@ def as_editor(editor: User) -> ApiClient:
 @pytest.fixture
 def as_admin(admin_user: User) -> ApiClient:
     return ApiClient(bearer_for(admin_user))
+
+
+# The loopback S3 server (moto) for any test that stores objects in S3.
+from tests.s3 import s3_server, s3_storage  # noqa: E402, F401

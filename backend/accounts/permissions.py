@@ -32,14 +32,6 @@ PERMISSIONS: tuple[PermissionSpec, ...] = (
         "Create and read any invoice; manage invoice templates",
         _NOT_YET_HOMED,
     ),
-    PermissionSpec("posts.create", "Write own blog posts", _NOT_YET_HOMED, roles=(EDITOR,)),
-    PermissionSpec(
-        "posts.manage", "Edit, publish and delete any post", _NOT_YET_HOMED, roles=(EDITOR,)
-    ),
-    PermissionSpec(
-        "files.upload", "Upload and share own files", _NOT_YET_HOMED, roles=(CUSTOMER, EDITOR)
-    ),
-    PermissionSpec("files.manage", "Read and delete any file", _NOT_YET_HOMED),
     PermissionSpec("tasks.use", "Keep an own to-do list", _NOT_YET_HOMED, roles=(CUSTOMER, EDITOR)),
     PermissionSpec(
         "mail.use", "Send and read internal mail", _NOT_YET_HOMED, roles=(CUSTOMER, EDITOR)

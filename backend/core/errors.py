@@ -61,6 +61,26 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Gone(DomainError):
+    """It existed but is no longer available (an expired link)."""
+
+    status = 410
+    title = "Gone"
+    code = "gone"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    title = "Payload too large"
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    title = "Unsupported media type"
+    code = "unsupported_media_type"
+
+
 class ValidationFailed(DomainError):
     status = 422
     title = "Validation failed"
