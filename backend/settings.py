@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "backend.accounts",
     "backend.messaging",
     "backend.content",
+    "backend.core",
     "realtime",
 ]
 
@@ -272,8 +273,18 @@ STORAGE_URL = env.str("STORAGE_URL", default="")
 STORAGE_LINK_EXPIRY = env.int("STORAGE_LINK_EXPIRY", default=300)
 # Seconds the redirect of GET /files/{id}/download stays valid (S3): enough to follow it.
 FILE_DOWNLOAD_LINK_EXPIRY = env.int("FILE_DOWNLOAD_LINK_EXPIRY", default=60)
+# --- Backups (backend/core/backup.py, manage.py backup / restore) -------------------------------
+# Where full database backups go: a folder (file:///path) or S3 (s3://bucket/prefix?sse=AES256...),
+# parsed like STORAGE_URL. Keep them away from the database's own disk.
+BACKUP_STORAGE_URL = env.str("BACKUP_STORAGE_URL", default=f"file://{VAR_DIR / 'backups'}")
+# Backups older than this many days are deleted after each new backup (the newest always stays).
+BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=14)
+# When beat runs the daily backup (UTC).
+BACKUP_HOUR = env.int("BACKUP_HOUR", default=3)
+BACKUP_MINUTE = env.int("BACKUP_MINUTE", default=15)
 STORAGES = {
     "default": storage_backend_from_url(STORAGE_URL, link_expiry=STORAGE_LINK_EXPIRY),
+    "backups": storage_backend_from_url(BACKUP_STORAGE_URL),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # Uploads over this size are refused with 413 (before the body is read when Content-Length
