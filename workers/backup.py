@@ -19,5 +19,5 @@ BEAT_SCHEDULE = {
 # acks_late off: a dump outlasting the broker's visibility timeout must not be handed to a second
 # worker and run twice. A failed dump is retried by the next run or an operator (manage.py backup).
 @shared_task(name="backup.create", ignore_result=True, acks_late=False)
-def backup_create_job() -> str:
-    return backup_create().name
+def backup_create_job(alias: str = "default") -> str:
+    return backup_create(alias=alias).name
