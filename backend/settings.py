@@ -52,6 +52,25 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 
+# --- Browser security (the admin site and the /dashboard/ page; the API uses no cookies) -------
+# Cookies only the admin site sets: never readable by scripts, never sent cross-site on a POST.
+# Over HTTPS their names carry the __Host- prefix: a browser then refuses them unless they are
+# Secure, host-only and for path /, so no sibling subdomain can plant or shadow them.
+SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+if SESSION_COOKIE_SECURE:
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+# Seconds an admin session lasts.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (backend/core/security_headers.py): strict for pages, "nothing" for
+# every other response; these paths get none (the API's docs page loads Swagger UI from a CDN).
+CSP_EXEMPT_PATHS = env.list("CSP_EXEMPT_PATHS", default=["/api/v1/docs"])
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -74,6 +93,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "backend.core.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "backend.core.security_headers.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -285,7 +305,14 @@ BACKUP_MINUTE = env.int("BACKUP_MINUTE", default=15)
 STORAGES = {
     "default": storage_backend_from_url(STORAGE_URL, link_expiry=STORAGE_LINK_EXPIRY),
     "backups": storage_backend_from_url(BACKUP_STORAGE_URL),
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Hashed names (a changed file gets a new name, so browsers and CDNs may keep it forever)
+    # and gzip/brotli copies, made by collectstatic. Without a manifest (STATIC_MANIFEST=false,
+    # e.g. tests that never run collectstatic) names stay as they are.
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if env.bool("STATIC_MANIFEST", default=True)
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
 }
 # Uploads over this size are refused with 413 (before the body is read when Content-Length
 # says so, else while it streams).
@@ -309,9 +336,20 @@ FILE_UPLOAD_ALLOWED_TYPES = env.list(
 # Uploads stream to a temporary file past this size instead of being held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
-STATIC_URL = "/static/"
+# A CDN origin works too (https://cdn.example.com/static/): pages then link there, and the CDN
+# pulls from this server's (or nginx's) /static/ path.
+STATIC_URL = env.str("STATIC_URL", default="/static/")
 # daphne serves /static/ itself when true (make run); behind nginx leave it off.
 SERVE_STATIC = env.bool("SERVE_STATIC", default=True)
+if SERVE_STATIC:
+    # whitenoise: hashed files with a year-long immutable Cache-Control, others for a minute,
+    # gzip/brotli as the client accepts.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 2,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
+# Serve straight from the apps' static folders, no collectstatic needed (development, tests).
+WHITENOISE_USE_FINDERS = env.bool("STATIC_USE_FINDERS", default=DEBUG)
 HEALTH_MIN_FREE_DISK_BYTES = env.int("HEALTH_MIN_FREE_DISK_BYTES", default=100 * 1024 * 1024)
 
 # --- Realtime ---------------------------------------------------------------------------------
