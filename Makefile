@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 .PHONY: install run test test-e2e soak bench lint format migrate services clean help audit
 
 help:
-	@echo "make run     start Triton on 127.0.0.1:\$$PORT (default 8000) with embedded services"
+	@echo "make run     start Triton on 127.0.0.1:\$$PORT (default 8000) with embedded services, supervised (Ctrl-C stops all)"
 	@echo "make test    run the test suite against real MariaDB and Redis (starts them)"
 	@echo "make soak    slow soak and fault suites"
 	@echo "make bench   benchmarks; numbers go to bench-results/"

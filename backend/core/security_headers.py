@@ -5,8 +5,7 @@ images only from Triton's own origin (and the static files' CDN origin when ``ST
 one), no inline code, no plugins, no framing, forms and XHR/websocket only to the same origin.
 Every other response (JSON, problem+json, files) gets ``default-src 'none'``: nothing it might
 contain runs or loads anything if a browser is tricked into rendering it. A response that sets
-its own policy keeps it; ``CSP_EXEMPT_PATHS`` (the API's interactive docs, which load their
-script from a CDN) get none.
+its own policy keeps it; paths under ``CSP_EXEMPT_PATHS`` get none.
 """
 
 from __future__ import annotations
