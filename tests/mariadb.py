@@ -94,6 +94,8 @@ def private_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Privat
             f"--log-error={log_path}",
             f"--log-bin={datadir / 'binlog'}",
             "--server-id=1",
+            # As in compose: row-based events, the harder case for --database filtering.
+            "--binlog-format=ROW",
             "--skip-name-resolve",
             "--innodb-buffer-pool-size=32M",
             "--character-set-server=utf8mb4",

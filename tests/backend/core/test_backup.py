@@ -69,6 +69,13 @@ def test_restore_until_a_moment_keeps_exactly_the_rows_written_before_it(
     [manifest] = backup_list(storage=FileSystemStorage(location=tmp_path / "backups"))
     assert manifest.binlog_file and manifest.binlog_position, "the binlog position is recorded"
 
+    # Another database on the same server: its events are in the same binary logs and must not
+    # be replayed (they would hit a duplicate key and fail the restore).
+    other = "pitr_neighbour"
+    private_mariadb.execute(f"CREATE DATABASE {other}")
+    private_mariadb.execute("CREATE TABLE note (id INT PRIMARY KEY)", other)
+    private_mariadb.execute("INSERT INTO note VALUES (1)", other)
+
     # Written after the full backup and before the mark: only the binary logs have them.
     private_mariadb.execute("INSERT INTO item (label) VALUES ('before-1')", database)
     private_mariadb.execute("INSERT INTO item (label) VALUES ('before-2')", database)
@@ -93,6 +100,7 @@ def test_restore_until_a_moment_keeps_exactly_the_rows_written_before_it(
     assert restored.returncode == 0, restored.stderr
     assert manifest.name in restored.stdout
     assert labels(private_mariadb, database) == {"in-backup-edited", "before-1", "before-2"}
+    assert private_mariadb.execute("SELECT id FROM note", other) == [(1,)]
 
     # Without --until: the newest backup, whole.
     whole = manage(env, "restore", "--noinput")
