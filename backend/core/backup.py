@@ -195,11 +195,16 @@ def _dump_mysql(settings_dict: dict[str, Any], out: IO[bytes]) -> tuple[str | No
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)  # noqa: S603
             assert proc.stdout is not None
             head = b""
-            with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as compressed:
-                while chunk := proc.stdout.read(_CHUNK):
-                    if len(head) < _POSITION_SEARCH_BYTES:
-                        head += chunk[:_POSITION_SEARCH_BYTES]
-                    compressed.write(chunk)
+            try:
+                with gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as compressed:
+                    while chunk := proc.stdout.read(_CHUNK):
+                        if len(head) < _POSITION_SEARCH_BYTES:
+                            head += chunk[:_POSITION_SEARCH_BYTES]
+                        compressed.write(chunk)
+            except BaseException:
+                proc.kill()  # e.g. the temporary disk is full: no dump left running
+                proc.wait()
+                raise
             returncode = proc.wait(timeout=TOOL_TIMEOUT)
             if returncode != 0:
                 errors.seek(0)
