@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 PYTEST_ARGS ?=
 
-.PHONY: install run cluster test test-e2e soak bench lint format migrate services clean help
+.PHONY: install run cluster test test-e2e soak bench lint format migrate services clean help audit
 
 help:
 	@echo "make run     start Triton on 127.0.0.1:\$$PORT (default 8000) with embedded services, supervised (Ctrl-C stops all)"
@@ -18,6 +18,7 @@ help:
 	@echo "make soak    slow soak and fault suites"
 	@echo "make bench   benchmarks; numbers go to bench-results/"
 	@echo "make lint    ruff, the import rules (import-linter) and the type checker (mypy)"
+	@echo "make audit   locked dependencies against vulnerability advisories (audit-allowlist.toml)"
 
 $(UV):
 	@echo ">> bootstrapping uv $(UV_VERSION) in .tools/"
@@ -49,6 +50,10 @@ soak: install services
 
 bench: install services
 	$(VENV)/bin/python -m loadtests.bench
+
+# Skips, saying so, where no advisory service is reachable (AUDIT_REQUIRED=1: fail instead).
+audit: install
+	$(VENV)/bin/python scripts/audit.py
 
 lint: install
 	$(VENV)/bin/ruff check .

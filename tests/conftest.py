@@ -126,5 +126,7 @@ def as_admin(admin_user: User) -> ApiClient:
     return ApiClient(bearer_for(admin_user))
 
 
-# The loopback S3 server (moto) for any test that stores objects in S3.
+# A private MariaDB with binary logs (backup and point-in-time recovery tests), and the
+# loopback S3 server (moto) for any test that stores objects in S3.
+from tests.mariadb import private_mariadb  # noqa: E402, F401
 from tests.s3 import s3_server, s3_storage  # noqa: E402, F401

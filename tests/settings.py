@@ -20,6 +20,11 @@ os.environ["DATABASE_URL"] = os.environ.get(
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("CELERY_BROKER_URL", os.environ["REDIS_URL"])
 os.environ.setdefault("LOG_FORMAT", "text")
+# No collectstatic before the suite: unhashed names, served (where a server serves them) from
+# the apps' folders. tests/test_security_static.py runs collectstatic itself.
+os.environ.setdefault("STATIC_MANIFEST", "false")
+os.environ.setdefault("STATIC_USE_FINDERS", "true")
+os.environ.setdefault("SERVE_STATIC", "false")
 # Production settings refuse to start without one; server processes the suite starts inherit it.
 os.environ.setdefault("DJANGO_SECRET_KEY", f"test-only-secret-key-{TEST_RUN_ID}-not-for-production")
 
