@@ -15,7 +15,7 @@ help:
 	@echo "make run     start Triton on 127.0.0.1:\$$PORT (default 8000) with embedded services"
 	@echo "make test    run the test suite against real MariaDB and Redis (starts them)"
 	@echo "make soak    slow soak and fault suites"
-	@echo "make bench   benchmarks; numbers go to bench-results/"
+	@echo "make bench   benchmarks (< 10 min); numbers go to loadtests/results/latest.{json,md}"
 	@echo "make lint    ruff"
 
 $(UV):
@@ -42,8 +42,9 @@ test: install services
 soak: install services
 	$(VENV)/bin/pytest -m soak -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: install services
-	$(VENV)/bin/python -m loadtests.bench
+# Starts what it needs itself (scripts/run.sh with embedded services, the bare server).
+bench: install
+	timeout 900 $(VENV)/bin/python -m loadtests.bench $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -172,8 +172,8 @@ case "$HOST" in
   *) URL_HOST="$HOST" ;;
 esac
 URL="http://$URL_HOST:$PORT"
-log "starting daphne on $URL"
-"$ROOT/.venv/bin/daphne" -b "$HOST" -p "$PORT" backend.asgi:application &
+log "starting ${TRITON_SERVER:-uvicorn} on $URL"
+"$ROOT/scripts/serve.sh" "$HOST" "$PORT" &
 DAPHNE_PID=$!
 
 # Announce the URL once the server answers.
