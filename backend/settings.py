@@ -61,6 +61,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "backend.urls"
+# Threads that run requests' sync code (views, ORM), each with its own database connection.
+ASGI_SYNC_THREADS = env.int("ASGI_SYNC_THREADS", default=8)
 ASGI_APPLICATION = "backend.asgi.application"
 WSGI_APPLICATION = "backend.wsgi.application"
 APPEND_SLASH = False
@@ -112,9 +114,10 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
     _db.setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
-# Under ASGI every request may run on a different thread: no long-lived connections, but a
-# health check before reuse when CONN_MAX_AGE is raised.
-_db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+# Requests run their sync code on ASGI_SYNC_THREADS long-lived threads (backend/core/asgi.py)
+# and the sockets' on Channels' one database thread, so each thread keeps its connection
+# (checked before reuse) instead of paying a connect per request.
+_db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=300)
 _db["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
