@@ -7,5 +7,9 @@ class RealtimeConfig(AppConfig):
     verbose_name = "Realtime"
 
     def ready(self) -> None:
-        # The core's own topic kinds (user.{id}, dashboard).
-        from realtime import builtin_topics  # noqa: F401
+        from django.utils.module_loading import autodiscover_modules
+
+        # Each app declares its topic kinds in <app>/topics.py and its client frame types in
+        # <app>/frames.py; registering a name twice raises here, at start.
+        autodiscover_modules("topics")
+        autodiscover_modules("frames")

@@ -23,12 +23,13 @@ from django.conf import settings
 from django.utils import timezone
 
 from backend.accounts.models import User
-from backend.accounts.tokens import token_authenticate
-from backend.core.errors import DomainError
-from realtime.history import Offset, get_history
-from realtime.hub import Hub, event_frame, get_hub, presence_event_data, spawn
-from realtime.publish import publish_ephemeral, publish_transient
-from realtime.topics import Topic, authorize_topic
+from backend.accounts.tokens import token_authenticate, token_parse
+from backend.core.errors import BadRequest, DomainError, NotFound, PermissionDenied
+from realtime.frames import FrameContext, get_frame_type, validate_payload
+from realtime.history import Offset, StoredEvent, get_history
+from realtime.hub import Hub, event_frame, get_hub, spawn
+from realtime.publish import publish_ephemeral
+from realtime.topics import Topic, authorize_topic, presence_event_data
 
 logger = logging.getLogger(__name__)
 
@@ -37,21 +38,17 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_TOO_SLOW = 4008
 CLOSE_FLOOD = 4429
+CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
+CLOSE_RESYNC = 1012  # reconnect and resubscribe with since (README)
 
-FrameHandler = Callable[["RealtimeConsumer", dict[str, Any]], Awaitable[None]]
-_FRAME_HANDLERS: dict[str, FrameHandler] = {}
-
-
-def register_frame_handler(frame_type: str, handler: FrameHandler) -> None:
-    """Domains add client frame types (chat's ``message.send``) without touching this file."""
-    _FRAME_HANDLERS[frame_type] = handler
+CoreHandler = Callable[["RealtimeConsumer", dict[str, Any]], Awaitable[None]]
 
 
-class FrameError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+# Replays are read from history a page at a time and sent at the pace the client reads.
+REPLAY_PAGE = 100
+# A socket whose queue stays over half its WS_SEND_QUEUE_BYTES budget this long while a
+# replay waits for it to drain is closed (4008): it asks for events and does not read them.
+SEND_STALL_TIMEOUT = 10.0
 
 
 @dataclass
@@ -61,6 +58,12 @@ class Subscription:
     last_seq: int = 0
     # Live frames that arrive while the replay is being sent; None once live.
     buffer: deque[tuple[Offset, str]] | None = field(default_factory=deque)
+    buffer_bytes: int = 0
+    replay_task: asyncio.Task[None] | None = None
+
+    def cancel_replay(self) -> None:
+        if self.replay_task is not None and not self.replay_task.done():
+            self.replay_task.cancel()
 
 
 class TokenBucket:
@@ -93,6 +96,26 @@ def _pending_bytes(base_send: Any) -> int:
     return len(buffered) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
 
 
+def _reserved_close_code(code: int) -> bool:
+    return code != 1000 and not 3000 <= code <= 4999
+
+
+def _limit_incoming_message_size(base_send: Any) -> bool:
+    """Make daphne's websocket protocol (autobahn) refuse messages over WS_MAX_FRAME_BYTES
+    itself: it closes with 1009 as the oversized message starts arriving, without buffering
+    it (an application may not send 1009; autobahn only allows 1000 and 3000-4999). Set on
+    this connection's protocol before the handshake completes, so it holds for every frame.
+    False for other servers: the consumer's own size check then applies."""
+    protocol = getattr(base_send, "args", (None,))[0]
+    if protocol is None or not hasattr(protocol, "maxMessagePayloadSize"):
+        return False
+    protocol.maxMessagePayloadSize = settings.WS_MAX_FRAME_BYTES
+    protocol.maxFramePayloadSize = settings.WS_MAX_FRAME_BYTES
+    # Send the close frame (1009) rather than dropping the TCP connection without a reason.
+    protocol.failByDrop = False
+    return True
+
+
 class RealtimeConsumer(AsyncWebsocketConsumer):
     # No channel-layer channel per socket: events come through the process's hub. This saves
     # a layer channel and a receive task per socket, and keeps a Redis error in the layer's
@@ -113,6 +136,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.bucket = TokenBucket(settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST)
         self.closing = False
         self._timers: list[asyncio.TimerHandle] = []
+        self._stalled_since: float | None = None
+        _limit_incoming_message_size(self.base_send)
         await self.accept()
         loop = asyncio.get_running_loop()
         self._timers.append(
@@ -127,24 +152,79 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.closing = True
+        if isinstance(code, int) and not isinstance(code, bool) and _reserved_close_code(code):
+            protocol = getattr(self.base_send, "args", (None,))[0]
+            send_close_frame = getattr(protocol, "sendCloseFrame", None)
+            if send_close_frame is not None:
+                # daphne's protocol (autobahn) lets applications close with 1000 and
+                # 3000-4999 only; 1012 (restart: resubscribe with since) goes out directly.
+                send_close_frame(code=code, isReply=False)
+                return
         await super().close(code=code, reason=reason)
 
     async def close_revoked(self) -> None:
         await self.close(code=CLOSE_UNAUTHORIZED)
 
     async def disconnect(self, code: int) -> None:
+        self.closing = True
         for timer in self._timers:
             timer.cancel()
+        for subscription in self.subscriptions.values():
+            subscription.cancel_replay()
         hub = getattr(self, "hub", None)
         if hub is not None:
             await hub.unregister(self)
+        if self.user_id is not None:
+            with contextlib.suppress(Exception):  # the heartbeat no longer refreshes it
+                await asyncio.to_thread(
+                    get_history().online_remove, self.user_id, self.connection_id
+                )
         for topic in list(self.presence_topics):
             with contextlib.suppress(Exception):
                 await self._presence_leave(topic)
 
     # --- outbound ---------------------------------------------------------------------------
+    async def send_text(self, frame: str) -> bool:
+        """Send one frame within the socket's budget: every frame (live, replayed, replies)
+        counts against ``WS_SEND_QUEUE_BYTES``; past it the socket is closed (4008). False
+        once the socket is closing."""
+        if self.closing:
+            return False
+        await self.send(text_data=frame)
+        if _pending_bytes(self.base_send) > settings.WS_SEND_QUEUE_BYTES:
+            logger.warning(
+                "closing a socket that reads too slowly", extra={"user_id": self.user_id}
+            )
+            await self.close(code=CLOSE_TOO_SLOW)
+            return False
+        return True
+
+    async def send_paced(self, frame: str) -> bool:
+        """Send a frame the server chose to send now (a replay), once the socket's queue is
+        under half its budget: a replay goes at the pace the client reads, not all at once.
+        A client that stops reading is closed (4008) after SEND_STALL_TIMEOUT; re-asking for
+        replays does not restart that clock. False once the socket is closing."""
+        loop = asyncio.get_running_loop()
+        while _pending_bytes(self.base_send) > settings.WS_SEND_QUEUE_BYTES // 2:
+            if self.closing:
+                return False
+            now = loop.time()
+            if self._stalled_since is None:
+                self._stalled_since = now
+            elif now - self._stalled_since > SEND_STALL_TIMEOUT:
+                logger.warning(
+                    "closing a socket that does not read its replay",
+                    extra={"user_id": self.user_id},
+                )
+                await self.close(code=CLOSE_TOO_SLOW)
+                return False
+            # Twisted gives no drain notification through ASGI: poll the transport.
+            await asyncio.sleep(0.01)
+        self._stalled_since = None
+        return await self.send_text(frame)
+
     async def send_json(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(frame, separators=(",", ":")))
+        await self.send_text(json.dumps(frame, separators=(",", ":")))
 
     async def send_error(self, code: str, message: str, request_id: Any = None) -> None:
         frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
@@ -160,18 +240,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if offset is not None:
             if subscription.buffer is not None:
                 subscription.buffer.append((offset, frame))
+                subscription.buffer_bytes += len(frame)
+                if subscription.buffer_bytes > settings.WS_SEND_QUEUE_BYTES:
+                    # The topic runs faster than the client reads its replay.
+                    await self.close(code=CLOSE_TOO_SLOW)
                 return
             if offset.epoch == subscription.epoch and offset.seq <= subscription.last_seq:
                 return
             subscription.epoch, subscription.last_seq = offset.epoch, offset.seq
         elif subscription.buffer is not None:
             return  # transient frames are not worth replaying
-        await self.send(text_data=frame)
-        if _pending_bytes(self.base_send) > settings.WS_SEND_QUEUE_BYTES:
-            logger.warning(
-                "closing a socket that reads too slowly", extra={"user_id": self.user_id}
-            )
-            await self.close(code=CLOSE_TOO_SLOW)
+        await self.send_text(frame)
 
     # --- inbound ----------------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -182,18 +261,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         raw = text_data if text_data is not None else bytes_data or b""
         size = len(raw.encode("utf-8", "surrogatepass")) if isinstance(raw, str) else len(raw)
+        if size > settings.WS_MAX_FRAME_BYTES:
+            await self.close(code=CLOSE_TOO_BIG)
+            return
         request_id = None
         try:
-            if size > settings.WS_MAX_FRAME_BYTES:
-                raise FrameError(
-                    "bad_request", f"frame larger than {settings.WS_MAX_FRAME_BYTES} bytes"
-                )
             try:
                 frame = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as exc:
-                raise FrameError("bad_request", "frame is not valid JSON") from exc
+                raise BadRequest(detail="frame is not valid JSON") from exc
             if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
-                raise FrameError("bad_request", "frame must be a JSON object with a string type")
+                raise BadRequest(detail="frame must be a JSON object with a string type")
             request_id = frame.get("id") if isinstance(frame.get("id"), str | int) else None
             if self.user_id is None:
                 if frame["type"] != "auth":
@@ -201,32 +279,52 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     return
                 await self._on_auth(frame)
                 return
-            handler = _CORE_HANDLERS.get(frame["type"]) or _FRAME_HANDLERS.get(frame["type"])
-            if handler is None:
-                raise FrameError("bad_request", f"unknown frame type {frame['type'][:50]!r}")
-            await handler(self, frame)
-        except FrameError as exc:
+            core_handler = _CORE_HANDLERS.get(frame["type"])
+            if core_handler is not None:
+                await core_handler(self, frame)
+            else:
+                await self._on_app_frame(frame, request_id)
+        except DomainError as exc:
             if self.user_id is None:
                 await self.close(code=CLOSE_UNAUTHORIZED)
                 return
-            await self.send_error(exc.code, exc.message, request_id)
-        except DomainError as exc:
             await self.send_error(exc.code, exc.detail or exc.title, request_id)
         except Exception:
             logger.exception("socket frame handling failed")
             await self.send_error("internal", "the server could not handle this frame", request_id)
 
+    async def _on_app_frame(self, frame: dict[str, Any], request_id: Any) -> None:
+        frame_type = get_frame_type(frame["type"])
+        if frame_type is None:
+            raise BadRequest(detail=f"unknown frame type {frame['type'][:50]!r}")
+        payload = validate_payload(frame_type, frame)
+        ctx = FrameContext(
+            user_id=self.user_id or 0,
+            connection_id=self.connection_id,
+            subscribed_topics=frozenset(self.subscriptions),
+        )
+        if frame_type.is_async:
+            reply = await frame_type.handler(ctx, payload)
+        else:
+            # Off the event loop: a sync handler may query the database.
+            reply = await database_sync_to_async(frame_type.handler)(ctx, payload)
+        if reply is None:
+            return
+        reply = dict(reply)
+        if request_id is not None:
+            reply.setdefault("id", request_id)
+        await self.send_json(reply)
+
     async def _on_auth(self, frame: dict[str, Any]) -> None:
-        token = frame.get("token")
-        if not isinstance(token, str) or len(token) > 200:
+        parsed = token_parse(frame.get("token"))
+        if parsed is None:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        token_id, _, _ = token.partition("|")
         self.hub = await get_hub()
         # Registered before the check, so a revocation racing the check still finds us.
-        self.token_id = int(token_id) if token_id.isdigit() and len(token_id) < 19 else None
+        self.token_id = parsed.token_id
         self.hub.register(self)
-        access_token = await database_sync_to_async(token_authenticate)(token)
+        access_token = await database_sync_to_async(token_authenticate)(frame["token"])
         if access_token is None or self.closing:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -237,6 +335,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 max(seconds_left, 0), self._close_soon, CLOSE_UNAUTHORIZED
             )
         )
+        try:
+            await asyncio.to_thread(get_history().online_add, self.user_id, self.connection_id)
+        except Exception:
+            # Not worth refusing the socket over: the hub's heartbeat records it again.
+            logger.warning("could not record the socket as online", exc_info=True)
         await self.send_json({"type": "auth.ok", "user_id": self.user_id})
 
     # --- core frame types -------------------------------------------------------------------
@@ -245,7 +348,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             # A fresh user each time: roles may have changed since the socket authenticated.
             user = User.objects.filter(pk=self.user_id).first()
             if user is None:
-                raise FrameError("forbidden", "unknown user")
+                raise PermissionDenied(detail="unknown user")
             return authorize_topic(user, topic_name)
 
         return await database_sync_to_async(check)()
@@ -256,15 +359,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if frame.get("since") is not None:
             since = Offset.parse(frame["since"])
             if since is None:
-                raise FrameError("bad_request", "since must be an offset this server gave out")
+                raise BadRequest(detail="since must be an offset this server gave out")
         topic = await self._authorize(frame.get("topic"))
         name = topic.name
         if name in self.subscriptions:
-            await self.hub.unsubscribe(name, self)
-            del self.subscriptions[name]
+            await self._drop_subscription(name)
         elif len(self.subscriptions) >= settings.WS_MAX_SUBSCRIPTIONS:
-            raise FrameError(
-                "bad_request", f"at most {settings.WS_MAX_SUBSCRIPTIONS} subscriptions per socket"
+            raise BadRequest(
+                detail=f"at most {settings.WS_MAX_SUBSCRIPTIONS} subscriptions per socket"
             )
         subscription = Subscription(topic=topic)
         self.subscriptions[name] = subscription
@@ -273,10 +375,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             history = get_history()
             if since is None:
                 latest = await asyncio.to_thread(history.latest, name)
-                recovered, replayed = True, []
+                recovered, first_page = True, []
             else:
-                replay = await asyncio.to_thread(history.read_after, name, since)
-                latest, recovered, replayed = replay.latest, replay.recovered, replay.events
+                replay = await asyncio.to_thread(history.read_after, name, since, REPLAY_PAGE)
+                latest, recovered, first_page = replay.latest, replay.recovered, replay.events
         except Exception:
             self.subscriptions.pop(name, None)
             await self.hub.unsubscribe(name, self)
@@ -293,29 +395,78 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._presence_join(name)
             answer["presence"] = await asyncio.to_thread(history.presence_list, name)
         await self.send_json(answer)
-        for event in replayed:
-            await self.send(
-                text_data=event_frame(
-                    name, event.event, Offset(latest.epoch, event.seq), event.data_json
+        if not first_page:
+            await self._go_live(subscription, latest)
+            return
+        # In the background, so the socket keeps reading frames (and its flood limit keeps
+        # counting) while the replay waits for the client to read.
+        subscription.replay_task = asyncio.create_task(
+            self._replay(subscription, latest, first_page), name=f"replay {name}"
+        )
+
+    async def _replay(
+        self, subscription: Subscription, latest: Offset, page: list[StoredEvent]
+    ) -> None:
+        """Send the events up to ``latest``, page by page, then go live."""
+        name = subscription.topic.name
+        try:
+            while page:
+                for event in page:
+                    if event.seq > latest.seq:
+                        break
+                    frame = event_frame(
+                        name, event.event, Offset(latest.epoch, event.seq), event.data_json
+                    )
+                    if not await self.send_paced(frame):
+                        return
+                    subscription.epoch, subscription.last_seq = latest.epoch, event.seq
+                if subscription.last_seq >= latest.seq:
+                    break
+                replay = await asyncio.to_thread(
+                    get_history().read_after,
+                    name,
+                    Offset(latest.epoch, subscription.last_seq),
+                    REPLAY_PAGE,
                 )
-            )
+                if not replay.recovered:
+                    # Trimmed away while the client read slowly: it cannot be made whole here.
+                    await self.close(code=CLOSE_RESYNC)
+                    return
+                page = replay.events
+            await self._go_live(subscription, latest)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("replay failed", extra={"topic": name})
+            await self.close(code=CLOSE_RESYNC)
+
+    async def _go_live(self, subscription: Subscription, latest: Offset) -> None:
+        """The seam: live frames that came in meanwhile, minus what the replay covered."""
         subscription.epoch, subscription.last_seq = latest.epoch, latest.seq
-        # The seam: live frames that came in meanwhile, minus what the replay covered.
         buffer = subscription.buffer or deque()
         while buffer:
             offset, live_frame = buffer.popleft()
             if offset.epoch == subscription.epoch and offset.seq <= subscription.last_seq:
                 continue
             subscription.epoch, subscription.last_seq = offset.epoch, offset.seq
-            await self.send(text_data=live_frame)
+            if not await self.send_text(live_frame):
+                return
         subscription.buffer = None
+        subscription.buffer_bytes = 0
+
+    async def _drop_subscription(self, name: str) -> Subscription | None:
+        subscription = self.subscriptions.pop(name, None)
+        if subscription is None:
+            return None
+        subscription.cancel_replay()
+        await self.hub.unsubscribe(name, self)
+        return subscription
 
     async def on_unsubscribe(self, frame: dict[str, Any]) -> None:
         name = frame.get("topic")
         if not isinstance(name, str) or name not in self.subscriptions:
-            raise FrameError("not_found", "not subscribed to that topic")
-        del self.subscriptions[name]
-        await self.hub.unsubscribe(name, self)
+            raise NotFound(detail="not subscribed to that topic")
+        await self._drop_subscription(name)
         if name in self.presence_topics:
             await self._presence_leave(name)
         answer: dict[str, Any] = {"type": "unsubscribed", "topic": name}
@@ -328,34 +479,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         for name in list(self.subscriptions):
             try:
                 await self._authorize(name)
-            except (DomainError, FrameError) as exc:
-                if self.subscriptions.pop(name, None) is None:
+            except DomainError as exc:
+                if await self._drop_subscription(name) is None:
                     continue
-                await self.hub.unsubscribe(name, self)
                 if name in self.presence_topics:
                     await self._presence_leave(name)
-                code = getattr(exc, "code", "forbidden")
-                await self.send_json({"type": "unsubscribed", "topic": name, "reason": code})
+                await self.send_json({"type": "unsubscribed", "topic": name, "reason": exc.code})
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_json({"type": "pong"})
 
-    async def on_typing(self, frame: dict[str, Any]) -> None:
-        room_id = frame.get("room_id")
-        if not isinstance(room_id, int) or isinstance(room_id, bool) or room_id < 1:
-            raise FrameError("bad_request", "room_id must be a positive integer")
-        name = f"room.{room_id}"
-        if name not in self.subscriptions:
-            await self._authorize(name)
-        await publish_transient(
-            name,
-            "typing",
-            {"room_id": room_id, "user_id": self.user_id},
-            sender_id=self.user_id or 0,
-        )
-
     async def on_auth_again(self, frame: dict[str, Any]) -> None:
-        raise FrameError("bad_request", "already authenticated")
+        raise BadRequest(detail="already authenticated")
 
     # --- presence ---------------------------------------------------------------------------
     async def _presence_join(self, topic: str) -> None:
@@ -379,10 +514,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
 
 
-_CORE_HANDLERS: dict[str, FrameHandler] = {
+_CORE_HANDLERS: dict[str, CoreHandler] = {
     "subscribe": RealtimeConsumer.on_subscribe,
     "unsubscribe": RealtimeConsumer.on_unsubscribe,
     "ping": RealtimeConsumer.on_ping,
-    "typing": RealtimeConsumer.on_typing,
     "auth": RealtimeConsumer.on_auth_again,
 }

@@ -15,6 +15,7 @@ offsets and stream order cannot disagree whichever process publishes.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -23,6 +24,12 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from django.conf import settings
+
+# Epochs this server gives out are "0" (nothing published yet) or 12 hex digits; any short
+# ASCII word is accepted (an unknown epoch is answered recovered: false, not an error).
+# Seqs fit a signed 64-bit integer. re.ASCII: \d must not match "²" or other Unicode digits
+# that int() refuses.
+_OFFSET = re.compile(r"(?P<epoch>[0-9A-Za-z_-]{1,32}):(?P<seq>\d{1,18})", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -35,12 +42,13 @@ class Offset:
 
     @classmethod
     def parse(cls, text: object) -> Offset | None:
-        if not isinstance(text, str) or len(text) > 80:
+        """An offset of the shape this server gives out; None for anything else."""
+        if not isinstance(text, str):
             return None
-        epoch, sep, seq = text.rpartition(":")
-        if not sep or not epoch or not seq.isdigit():
+        match = _OFFSET.fullmatch(text)
+        if match is None:
             return None
-        return cls(epoch, int(seq))
+        return cls(match["epoch"], int(match["seq"]))
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,10 @@ class History:
     def latest_seqs(self, topics: list[str]) -> dict[str, Offset]:
         return {topic: self.latest(topic) for topic in topics}
 
-    def read_after(self, topic: str, since: Offset) -> Replay:
+    def read_after(self, topic: str, since: Offset, limit: int | None = None) -> Replay:
+        """The events after ``since`` (at most ``limit``, oldest first) and where the topic
+        stands; ``recovered`` is false when ``since`` is of another epoch, ahead of the
+        topic, or older than what is kept."""
         raise NotImplementedError
 
     def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
@@ -101,6 +112,19 @@ class History:
     def presence_list(self, topic: str) -> list[int]:
         raise NotImplementedError
 
+    # Who is online, whatever topics: one entry per authenticated connection.
+    def online_add(self, user_id: int, connection_id: str) -> None:
+        raise NotImplementedError
+
+    def online_remove(self, user_id: int, connection_id: str) -> None:
+        raise NotImplementedError
+
+    def online_refresh(self, entries: list[tuple[int, str]]) -> None:
+        raise NotImplementedError
+
+    def online_users(self) -> set[int]:
+        raise NotImplementedError
+
     def ping(self) -> bool:
         return True
 
@@ -114,6 +138,7 @@ class MemoryHistory(History):
         self._lock = threading.Lock()
         self._topics: dict[str, tuple[str, int, deque[StoredEvent], float]] = {}
         self._presence: dict[str, dict[str, tuple[int, float]]] = {}
+        self._online: dict[str, tuple[int, float]] = {}
 
     def _state(self, topic: str) -> tuple[str, int, deque[StoredEvent], float]:
         state = self._topics.get(topic)
@@ -140,10 +165,10 @@ class MemoryHistory(History):
             epoch, seq, _, _ = self._state(topic)
             return Offset(epoch, seq)
 
-    def read_after(self, topic: str, since: Offset) -> Replay:
+    def read_after(self, topic: str, since: Offset, limit: int | None = None) -> Replay:
         with self._lock:
             epoch, seq, events, _ = self._state(topic)
-            return _replay(Offset(epoch, seq), since, list(events))
+            return _replay(Offset(epoch, seq), since, list(events), limit)
 
     def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
         with self._lock:
@@ -180,13 +205,35 @@ class MemoryHistory(History):
         with self._lock:
             return sorted(_live_users(self._presence.get(topic, {})))
 
+    def online_add(self, user_id: int, connection_id: str) -> None:
+        with self._lock:
+            self._online[connection_id] = (user_id, time.time() + settings.PRESENCE_TTL)
+
+    def online_remove(self, user_id: int, connection_id: str) -> None:
+        with self._lock:
+            self._online.pop(connection_id, None)
+
+    def online_refresh(self, entries: list[tuple[int, str]]) -> None:
+        expires = time.time() + settings.PRESENCE_TTL
+        with self._lock:
+            now = time.time()
+            self._online = {c: v for c, v in self._online.items() if v[1] > now}
+            for user_id, connection_id in entries:
+                self._online[connection_id] = (user_id, expires)
+
+    def online_users(self) -> set[int]:
+        with self._lock:
+            return _live_users(self._online)
+
 
 def _live_users(members: dict[str, tuple[int, float]]) -> set[int]:
     now = time.time()
     return {user_id for user_id, expires in members.values() if expires > now}
 
 
-def _replay(latest: Offset, since: Offset, events: list[StoredEvent]) -> Replay:
+def _replay(
+    latest: Offset, since: Offset, events: list[StoredEvent], limit: int | None = None
+) -> Replay:
     if since == EMPTY_TOPIC_OFFSET:
         # Subscribed before the topic's first event: everything since is wanted.
         since = Offset(latest.epoch, 0)
@@ -198,7 +245,7 @@ def _replay(latest: Offset, since: Offset, events: list[StoredEvent]) -> Replay:
     )
     if missing_before_history:
         return Replay(latest=latest, recovered=False)
-    return Replay(latest=latest, recovered=True, events=wanted)
+    return Replay(latest=latest, recovered=True, events=wanted[:limit])
 
 
 # KEYS: meta hash, stream. ARGV: new epoch, max length, ttl seconds, event, data.
@@ -290,6 +337,9 @@ class RedisHistory(History):
     def _presence(self, topic: str) -> str:
         return f"{self.prefix}:{{{topic}}}:presence"
 
+    def _online(self) -> str:
+        return f"{self.prefix}:online"
+
     def append(self, topic: str, event: str, data_json: str) -> Offset:
         epoch, seq = self._append(
             keys=[self._meta(topic), self._stream(topic)],
@@ -316,17 +366,17 @@ class RedisHistory(History):
             result[topic] = Offset(epoch or "0", int(seq or 0))
         return result
 
-    def read_after(self, topic: str, since: Offset) -> Replay:
+    def read_after(self, topic: str, since: Offset, limit: int | None = None) -> Replay:
         pipe = self.client.pipeline(transaction=True)
         pipe.hmget(self._meta(topic), "epoch", "seq")
-        pipe.xrange(self._stream(topic), min=f"{since.seq + 1}-0", max="+")
+        pipe.xrange(self._stream(topic), min=f"{since.seq + 1}-0", max="+", count=limit)
         (epoch, seq), entries = pipe.execute()
         latest = Offset(epoch or "0", int(seq or 0))
         events = [
             StoredEvent(int(entry_id.split("-", 1)[0]), fields["e"], fields["d"])
             for entry_id, fields in entries
         ]
-        return _replay(latest, since, events)
+        return _replay(latest, since, events, limit)
 
     def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
         now = time.time()
@@ -368,6 +418,27 @@ class RedisHistory(History):
     def presence_list(self, topic: str) -> list[int]:
         members = self.client.zrangebyscore(self._presence(topic), time.time(), "+inf")
         return sorted({int(member.split(":", 1)[0]) for member in members})
+
+    def online_add(self, user_id: int, connection_id: str) -> None:
+        self.online_refresh([(user_id, connection_id)])
+
+    def online_remove(self, user_id: int, connection_id: str) -> None:
+        self.client.zrem(self._online(), f"{user_id}:{connection_id}")
+
+    def online_refresh(self, entries: list[tuple[int, str]]) -> None:
+        if not entries:
+            return
+        expires = time.time() + settings.PRESENCE_TTL
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(self._online(), {f"{user}:{conn}": expires for user, conn in entries})
+        # Members of dead processes: their heartbeat stopped, their score is in the past.
+        pipe.zremrangebyscore(self._online(), "-inf", time.time())
+        pipe.expire(self._online(), _presence_key_ttl())
+        pipe.execute()
+
+    def online_users(self) -> set[int]:
+        members = self.client.zrangebyscore(self._online(), time.time(), "+inf")
+        return {int(member.split(":", 1)[0]) for member in members}
 
     def ping(self) -> bool:
         return bool(self.client.ping())

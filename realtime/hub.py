@@ -28,6 +28,7 @@ from django.conf import settings
 
 from realtime.history import Offset, StoredEvent, get_history
 from realtime.publish import CONTROL_GROUP, publish_ephemeral, topic_group
+from realtime.topics import presence_event_data
 
 if TYPE_CHECKING:
     from realtime.consumer import RealtimeConsumer
@@ -52,11 +53,6 @@ def event_frame(topic: str, event: str, offset: Offset | None, data_json: str) -
         f'{{"type":"event","topic":{json.dumps(topic)},"event":{json.dumps(event)},'
         f'"offset":{offset_json},"data":{data_json}}}'
     )
-
-
-def presence_event_data(topic: str, user_id: int) -> dict[str, int]:
-    """``presence.joined`` / ``presence.left`` data; presence exists for rooms only."""
-    return {"room_id": int(topic.rsplit(".", 1)[1]), "user_id": user_id}
 
 
 @dataclass
@@ -292,6 +288,9 @@ class Hub:
     async def _presence_heartbeat(self) -> None:
         """Keep this process's presence entries alive, and report members whose process
         died: their entries stop being refreshed and expire after PRESENCE_TTL."""
+        online = [(c.user_id, c.connection_id) for c in self.connections if c.user_id]
+        if online:
+            await asyncio.to_thread(self.history.online_refresh, online)
         entries = [
             (topic, consumer.user_id, consumer.connection_id)
             for consumer in self.connections

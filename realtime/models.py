@@ -20,6 +20,10 @@ class OutboxEvent(models.Model):
 
     class Meta:
         ordering = ("id",)
+        indexes = (
+            # A topic's unrelayed rows, in id order: the relay locks just these.
+            models.Index(fields=("topic", "relayed_at"), name="outbox_topic_unrelayed"),
+        )
 
     def __str__(self) -> str:
         return f"{self.event} on {self.topic}"

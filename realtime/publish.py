@@ -3,8 +3,8 @@
 ``publish(topic, event, data)`` is called by services inside their transaction: it writes an
 outbox row there, and ``on_commit`` relays it (history append, then one channel-layer
 ``group_send`` to the topic's group, which each server process's hub joined once). A crash
-between COMMIT and the hook leaves the row unrelayed; :func:`sweep_outbox` (a Celery beat job)
-relays it later. Nothing else in the code base talks to the channel layer.
+between COMMIT and the hook (or a Redis outage) leaves the row unrelayed; :func:`sweep_outbox`
+(a Celery beat job) relays it later. Nothing else in the code base talks to the channel layer.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from realtime.history import Offset, get_history
+from realtime.history import History, Offset, get_history
 from realtime.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -42,8 +42,17 @@ def publish(topic: str, event: str, data: dict[str, Any]) -> None:
 
     Outside a transaction (autocommit) the row is committed and relayed at once.
     """
-    row = OutboxEvent.objects.create(topic=topic, event=event, payload=serialize(data))
-    transaction.on_commit(lambda: relay_outbox_event(row))
+    OutboxEvent.objects.create(topic=topic, event=event, payload=serialize(data))
+    transaction.on_commit(lambda: _relay_after_commit(topic))
+
+
+def _relay_after_commit(topic: str) -> None:
+    try:
+        relay_topic(topic)
+    except Exception:
+        # The change is committed and the caller must not fail over its event (a lock wait
+        # timeout, a lost database connection): the sweeper relays the rows.
+        logger.exception("relay failed; the outbox sweeper will retry", extra={"topic": topic})
 
 
 def event_message(topic: str, offset: Offset | None, event: str, data_json: str) -> dict[str, Any]:
@@ -65,24 +74,57 @@ def _group_send(group: str, message: dict[str, Any]) -> None:
     async_to_sync(layer.group_send)(group, message)
 
 
-def relay_outbox_event(row: OutboxEvent) -> Offset | None:
-    """Append to the topic's history, fan out, mark relayed. At least once: a crash after
-    the append and before the mark makes the sweeper send it again with a new offset."""
+def relay_topic(topic: str, *, batch: int = 500) -> int:
+    """Relay the topic's unrelayed outbox rows, oldest first; how many were relayed.
+
+    Offsets follow commit order per topic: the rows are locked (SELECT ... FOR UPDATE, in id
+    order), so a concurrent relay of the same topic waits for this one and then finds them
+    relayed, and an event is never published ahead of an older unrelayed one of its topic
+    (rows a Redis outage left behind go out before the change that follows the outage). The
+    first failure stops the pass; what is left waits for the next relay or the sweeper.
+    A locking read sees the latest committed rows under READ COMMITTED and REPEATABLE READ
+    alike; SQLite (embedded) has no row locks, but its IMMEDIATE transactions serialize every
+    writer. At least once: a crash after the append and before the commit makes the next
+    relay send the event again with a new offset.
+    """
     history = get_history()
     if not history.shared and not _serves_sockets():
         # Embedded default, and this process (a shell, a worker) has no sockets: its private
-        # history and layer reach no one. The server process's own sweeper relays the row.
-        return None
+        # history and layer reach no one. The server process's own sweeper relays the rows.
+        return 0
+    relayed = 0
+    with transaction.atomic():
+        rows = list(
+            OutboxEvent.objects.select_for_update()
+            .filter(topic=topic, relayed_at__isnull=True)
+            .order_by("id")[:batch]
+        )
+        for row in rows:
+            offset = _relay_row(history, row)
+            if offset is None:
+                break
+            OutboxEvent.objects.filter(pk=row.pk).update(
+                relayed_at=timezone.now(), offset=str(offset)
+            )
+            relayed += 1
+    return relayed
+
+
+def _relay_row(history: History, row: OutboxEvent) -> Offset | None:
+    """Append to the topic's history, then fan out; the offset once the history has it."""
     try:
         offset = history.append(row.topic, row.event, row.payload)
+    except Exception:
+        # The change is committed; a later relay or the sweeper delivers the event.
+        logger.exception("relay failed; the outbox sweeper will retry", extra={"outbox_id": row.pk})
+        return None
+    try:
         _group_send(
             topic_group(row.topic), event_message(row.topic, offset, row.event, row.payload)
         )
     except Exception:
-        # The change is committed; the sweeper will deliver the event when the layer is back.
-        logger.exception("relay failed; the outbox sweeper will retry", extra={"outbox_id": row.pk})
-        return None
-    OutboxEvent.objects.filter(pk=row.pk).update(relayed_at=timezone.now(), offset=str(offset))
+        # In the history already: every hub's sync pass finds it there and delivers it.
+        logger.warning("fan-out failed; hubs repair from history", extra={"outbox_id": row.pk})
     return offset
 
 
@@ -93,22 +135,19 @@ def _serves_sockets() -> bool:
 
 
 def sweep_outbox(*, older_than: timedelta | None = None, batch: int = 500) -> int:
-    """Relay rows whose on_commit hook never ran (crash, relay error). Returns how many."""
+    """Relay rows whose on_commit hook never ran or failed (crash, Redis outage), topic by
+    topic in commit order. Returns how many."""
     older_than = (
         older_than if older_than is not None else timedelta(seconds=settings.OUTBOX_RELAY_DELAY)
     )
     cutoff = timezone.now() - older_than
-    relayed = 0
-    with transaction.atomic():
-        # skip_locked: two sweepers never relay the same rows.
-        rows = list(
-            OutboxEvent.objects.select_for_update(skip_locked=True)
-            .filter(relayed_at__isnull=True, created_at__lte=cutoff)
-            .order_by("id")[:batch]
-        )
-        for row in rows:
-            if relay_outbox_event(row) is not None:
-                relayed += 1
+    topics = list(
+        OutboxEvent.objects.filter(relayed_at__isnull=True, created_at__lte=cutoff)
+        .order_by()
+        .values_list("topic", flat=True)
+        .distinct()[:batch]
+    )
+    relayed = sum(relay_topic(topic, batch=batch) for topic in topics)
     OutboxEvent.objects.filter(relayed_at__lt=timezone.now() - timedelta(hours=1)).delete()
     if relayed:
         logger.warning("outbox sweeper relayed %d stranded events", relayed)

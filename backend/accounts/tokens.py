@@ -127,6 +127,26 @@ def tokens_mark_used_flush() -> int:
     return len(marks)
 
 
+@dataclass(frozen=True)
+class ParsedToken:
+    token_id: int
+    secret: str
+
+
+def token_parse(plain_text: object) -> ParsedToken | None:
+    """``<id>|<secret>`` split and checked for shape; None for anything that cannot be a
+    token. The one parser for the REST bearer and the socket's ``auth`` frame."""
+    if not isinstance(plain_text, str):
+        return None
+    token_id, sep, secret = plain_text.partition("|")
+    # isascii(): "²".isdigit() is true, but int("²") raises.
+    if not sep or not secret or not (token_id.isascii() and token_id.isdigit()):
+        return None
+    if len(token_id) > 18 or len(secret) > 128:
+        return None
+    return ParsedToken(token_id=int(token_id), secret=secret)
+
+
 def token_authenticate(
     plain_text: str, *, defer_last_used: bool = False
 ) -> PersonalAccessToken | None:
@@ -134,14 +154,11 @@ def token_authenticate(
 
     ``defer_last_used`` (the socket path): ``last_used_at`` is written within about a second,
     batched with other tokens', instead of in this call."""
-    token_id, sep, secret = plain_text.partition("|")
-    # isascii(): "²".isdigit() is true, but int("²") raises.
-    if not sep or not secret or not (token_id.isascii() and token_id.isdigit()):
+    parsed = token_parse(plain_text)
+    if parsed is None:
         return None
-    if len(token_id) > 18 or len(secret) > 128:
-        return None
-    token = _live_token_with_user(int(token_id))
-    if token is None or not hmac.compare_digest(token.token_hash, _hash_secret(secret)):
+    token = _live_token_with_user(parsed.token_id)
+    if token is None or not hmac.compare_digest(token.token_hash, _hash_secret(parsed.secret)):
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > settings.TOKEN_LAST_USED_RESOLUTION:

@@ -29,6 +29,14 @@ class DomainError(Exception):
         return self.detail or self.title
 
 
+class BadRequest(DomainError):
+    """Input that cannot be understood (a malformed socket frame, an offset never given out)."""
+
+    status = 400
+    title = "Bad request"
+    code = "bad_request"
+
+
 class Unauthorized(DomainError):
     status = 401
     title = "Unauthorized"

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DAPHNE = ROOT / ".venv" / "bin" / "daphne"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 LOG_DIR = Path("/tmp/triton-e2e")
-STARTUP_TIMEOUT = 20.0
+# Generous: the suite starts several servers at once on a small, shared machine.
+STARTUP_TIMEOUT = 60.0
 RECV_TIMEOUT = 3.0
 
 # Variables of the test process that must not leak into a server's environment.
@@ -194,11 +196,12 @@ class ServerPool:
         self.servers: dict[str, Server] = {}
 
     def mariadb_env(self, **overrides: str) -> dict[str, str]:
-        redis_url = settings.REDIS_URL
+        redis_url = overrides.pop("REDIS_URL", settings.REDIS_URL)
+        broker_url = overrides.pop("CELERY_BROKER_URL", redis_url)
         return base_env(
             DATABASE_URL=f"mysql://root@127.0.0.1:3306/{self.db_name}",
             REDIS_URL=redis_url,
-            CELERY_BROKER_URL=redis_url,
+            CELERY_BROKER_URL=broker_url,
             REALTIME_SYNC_INTERVAL="0.5",
             # This run's namespaces (tests/settings.py), so servers and the test process
             # share topics and groups, and no other run's.
@@ -319,6 +322,60 @@ def servers(
 def server(servers: ServerPool) -> Server:
     """The default server: default limits, 0.5 s sync interval."""
     return servers.get("main")
+
+
+# --- a Redis of the test's own ---------------------------------------------------------------
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, so it can be killed and restarted."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.ConnectionError):
+                if client.ping():
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("private redis did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    instance = PrivateRedis()
+    instance.start()
+    yield instance
+    instance.kill()
 
 
 # --- client ----------------------------------------------------------------------------------
@@ -515,3 +572,14 @@ class Publisher(threading.Thread):
             self.error = exc
         finally:
             thread_connection.close()
+
+
+def start_server_on_redis(
+    pool: ServerPool, private: PrivateRedis, name: str, **overrides: str
+) -> Server:
+    """A server of its own (stop it when done) on the test's private Redis."""
+    env = pool.mariadb_env(REDIS_URL=private.url, CELERY_BROKER_URL=private.url, **overrides)
+    port = free_port()
+    server = Server(name=name, port=port, env=env, log_path=LOG_DIR / f"{name}-{port}.log")
+    server.start()
+    return server

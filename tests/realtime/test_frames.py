@@ -47,12 +47,58 @@ async def test_bad_frames_get_error_and_connection_stays_usable(open_socket, raw
     assert await socket.recv() == {"type": "pong"}
 
 
-async def test_oversized_frame_is_refused_with_an_error(open_socket) -> None:
+async def test_oversized_frame_closes_1009(open_socket) -> None:
     _, socket = await authed(open_socket)
     await socket.send({"type": "ping", "padding": "x" * (65 * 1024)})
-    answer = await socket.recv()
-    assert answer["code"] == "bad_request"
-    assert "larger" in answer["message"]
+    assert await socket.recv_close() == 1009
+
+
+async def test_oversized_frame_before_auth_closes_1009(open_socket) -> None:
+    socket = await open_socket()
+    await socket.send({"type": "auth", "token": "x" * (65 * 1024)})
+    assert await socket.recv_close() == 1009
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["²|x", "1²|x", "٣|x", "1|", "|x", "", "nobar", "99999999999999999999|x", 7, None, ["1|x"]],
+)
+async def test_any_token_that_is_not_live_closes_4401_at_once(open_socket, token) -> None:
+    socket = await open_socket()
+    await socket.send({"type": "auth", "token": token})
+    # At once: well before the auth timeout (4408).
+    assert await socket.recv_close(timeout=2) == 4401
+
+
+async def test_wrong_secret_of_a_real_token_closes_4401(open_socket) -> None:
+    user = await run_sync(UserFactory)
+    token_id = (await run_sync(bearer_for, user)).split("|")[0]
+    socket = await open_socket()
+    await socket.send({"type": "auth", "token": f"{token_id}|wrong"})
+    assert await socket.recv_close(timeout=2) == 4401
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "abc:²",
+        "abc:٣",
+        "abc:1\n",
+        "abc:99999999999999999999999",
+        "abc:-1",
+        ":1",
+        "ab c:1",
+        "ab\u00e9:1",
+        "x" * 40 + ":1",
+        "abc:1:2",
+        "abc",
+    ],
+)
+async def test_since_that_is_not_an_offset_answers_bad_request(open_socket, since) -> None:
+    user, socket = await authed(open_socket)
+    answer = await socket.subscribe(f"user.{user.pk}", since=since)
+    assert answer["type"] == "error" and answer["code"] == "bad_request", answer
+    assert answer["id"] == "c1"
     await socket.send({"type": "ping"})
     assert await socket.recv() == {"type": "pong"}
 

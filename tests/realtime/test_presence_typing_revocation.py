@@ -57,12 +57,10 @@ async def test_typing_reaches_other_members_not_the_sender_and_is_not_stored(ope
     room, (alice, _bob), (a, b) = await member_sockets(open_socket)
     topic = f"room.{room.pk}"
     await a.subscribe(topic)
+    await next_event(a, "presence.joined")  # her own arrival
     await b.subscribe(topic)
-    await asyncio.sleep(0.2)
-    while not await a.nothing(0.1):
-        await a.recv()
-    while not await b.nothing(0.1):
-        await b.recv()
+    await next_event(a, "presence.joined")  # bob's
+    await next_event(b, "presence.joined")  # his own
     before = await asyncio.to_thread(get_history().latest, topic)
     await a.send({"type": "typing", "room_id": room.pk})
     typing = await b.recv()
