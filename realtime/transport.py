@@ -1,0 +1,190 @@
+"""The one place that reaches into the ASGI server under a socket (daphne or uvicorn).
+
+ASGI gives an application one way to write: ``await send({"type": "websocket.send", ...})``.
+Per frame and socket that costs the server's whole send stack (framing, UTF-8 encoding, and
+under daphne Twisted's buffered write, which registers and unregisters the socket's writer
+with the event loop every time); fanning one event out to thousands of sockets paid it
+thousands of times. Here an event is framed once (:func:`text_frame`) and the same bytes are
+written to each socket's transport synchronously: no await per socket, so one socket that
+does not read cannot hold up the others.
+
+:func:`direct_writer` recognises the servers it knows, with their state checks:
+
+* uvicorn with ``--ws websockets-sansio``: its asyncio (uvloop) transport;
+* daphne: autobahn's protocol on a Twisted TCP transport; when Twisted has nothing buffered
+  for the socket the bytes go straight to the kernel (``socket.send``), else behind
+  Twisted's buffer, in order.
+
+It answers None for anything else (another server or protocol implementation, a negotiated
+extension such as permessage-deflate, TLS terminated in the server): the consumer then uses
+the portable path, ASGI ``send`` from a per-socket queue (see ``realtime.consumer``).
+
+:func:`pending_bytes` tells how much a socket's server holds unsent, the measure the
+per-socket budget (``WS_SEND_QUEUE_BYTES``) is applied to; :func:`limit_incoming_message_size`
+and :func:`send_reserved_close` are daphne-specific settings the consumer asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from typing import Any, Protocol
+
+_OPCODE_TEXT = 0x81  # FIN + text
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented RFC 6455 text frame (server to client) carrying ``payload``."""
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", _OPCODE_TEXT, length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", _OPCODE_TEXT, 126, length)
+    else:
+        header = struct.pack("!BBQ", _OPCODE_TEXT, 127, length)
+    return header + payload
+
+
+class DirectWriter(Protocol):
+    def write(self, frame: bytes) -> bool:
+        """Write a whole frame from :func:`text_frame`; False when the socket no longer takes
+        frames (closing or closed)."""
+        ...
+
+    def buffered(self) -> int:
+        """Bytes written but not yet handed to the kernel."""
+        ...
+
+
+class _SansioWriter:
+    """uvicorn's websockets-sansio protocol: frames go to its asyncio transport."""
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.transport: asyncio.Transport = protocol.transport
+
+    def write(self, frame: bytes) -> bool:
+        if self.protocol.close_sent or self.transport.is_closing():
+            return False
+        self.transport.write(frame)
+        return True
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+
+class _TwistedWriter:
+    """daphne: autobahn's protocol on a plain Twisted TCP transport."""
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.transport = protocol.transport
+
+    def write(self, frame: bytes) -> bool:
+        protocol, transport = self.protocol, self.transport
+        if protocol.state != protocol.STATE_OPEN or transport.disconnecting:
+            return False
+        if not transport.dataBuffer and not transport._tempDataBuffer:
+            # Nothing queued in Twisted: straight to the kernel, as Twisted itself would on
+            # its next write-ready turn, minus registering the writer and a loop iteration.
+            try:
+                sent = transport.socket.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return False  # Twisted notices the broken connection on its next read
+            if sent == len(frame):
+                return True
+            frame = frame[sent:]
+        transport.write(frame)
+        return True
+
+    def buffered(self) -> int:
+        return _twisted_pending(self.transport)
+
+
+def _twisted_pending(transport: Any) -> int:
+    return len(transport.dataBuffer) - getattr(transport, "offset", 0) + transport._tempDataLen
+
+
+def _daphne_protocol(send: Any) -> Any:
+    """daphne's ``send`` is ``partial(server.handle_reply, protocol)``."""
+    protocol = getattr(send, "args", (None,))[0]
+    return protocol if hasattr(protocol, "sendCloseFrame") else None
+
+
+def _uvicorn_protocol(send: Any) -> Any:
+    """uvicorn's ``send`` is the bound method of the connection's protocol."""
+    protocol = getattr(send, "__self__", None)
+    module = type(protocol).__module__
+    return protocol if module.startswith("uvicorn.protocols.websockets") else None
+
+
+def direct_writer(send: Any) -> DirectWriter | None:
+    """A writer straight to this socket's transport, or None: use ASGI ``send``."""
+    with contextlib.suppress(Exception):
+        protocol = _uvicorn_protocol(send)
+        if protocol is not None:
+            if (
+                type(protocol).__name__ == "WebSocketsSansIOProtocol"
+                and not protocol.conn.extensions
+                and protocol.handshake_complete
+                and isinstance(protocol.transport, asyncio.Transport)
+            ):
+                return _SansioWriter(protocol)
+            return None
+        protocol = _daphne_protocol(send)
+        if protocol is not None:
+            transport = protocol.transport
+            if (
+                not protocol.websocket_extensions_in_use
+                and hasattr(transport, "socket")
+                and hasattr(transport, "_tempDataBuffer")
+                and hasattr(transport, "dataBuffer")
+            ):
+                return _TwistedWriter(protocol)
+    return None
+
+
+def pending_bytes(send: Any) -> int:
+    """Bytes this socket's server has accepted from the application but not yet written to
+    the network; 0 when the server is unknown (its own flow control then applies)."""
+    with contextlib.suppress(Exception):
+        protocol = _uvicorn_protocol(send)
+        if protocol is not None:
+            return int(protocol.transport.get_write_buffer_size())
+        protocol = _daphne_protocol(send)
+        if protocol is not None:
+            return _twisted_pending(protocol.transport)
+    return 0
+
+
+def limit_incoming_message_size(send: Any, limit: int) -> bool:
+    """Make daphne's websocket protocol (autobahn) refuse messages over ``limit`` bytes
+    itself: it closes with 1009 as the oversized message starts arriving, without buffering
+    it (an application may not send 1009; autobahn only allows 1000 and 3000-4999). Set on
+    this connection's protocol before the handshake completes, so it holds for every frame.
+    False for other servers: the consumer's own size check then applies."""
+    protocol = _daphne_protocol(send)
+    if protocol is None or not hasattr(protocol, "maxMessagePayloadSize"):
+        return False
+    protocol.maxMessagePayloadSize = limit
+    protocol.maxFramePayloadSize = limit
+    # Send the close frame (1009) rather than dropping the TCP connection without a reason.
+    protocol.failByDrop = False
+    return True
+
+
+def send_reserved_close(send: Any, code: int) -> bool:
+    """Close with a code ASGI servers may refuse from applications (1012 under daphne);
+    False when the portable ``websocket.close`` should be used instead."""
+    protocol = _daphne_protocol(send)
+    if protocol is None:
+        return False
+    protocol.sendCloseFrame(code=code, isReply=False)
+    return True
