@@ -4,9 +4,9 @@ What it starts, all on loopback: ``scripts/run.sh`` exactly as ``make run`` does
 valkey, SQLite, in a scratch ``TRITON_VAR_DIR``), once per server under test
 (``TRITON_SERVER``), and ``loadtests.bare`` (a plain ``websockets`` broadcast server, the
 ceiling). Socket clients live in several processes (``loadtests.clients``). Nothing of the
-project is imported: users and tokens are made over HTTP (register, then one login per token;
-the bench server hashes passwords with MD5 and lifts the registration limit, which only
-makes seeding quick), events are caused over HTTP (``PATCH /api/v1/users/{id}``, which
+project is imported: the user is registered over HTTP and a few tokens come from HTTP logins;
+the thousands more the socket scenarios need are issued by a ``manage.py shell`` subprocess
+with the server's environment; events are caused over HTTP (``PATCH /api/v1/users/{id}``, which
 publishes ``user.updated`` to ``user.{id}``).
 
 Figures (``loadtests/results/latest.json`` and ``.md``):
@@ -159,22 +159,22 @@ class Process:
         self.log_file.close()
 
 
-def start_triton(server: str, var_dir: Path) -> Process:
-    port = free_port()
+def triton_env(server: str, var_dir: Path) -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(
         HOST="127.0.0.1",
-        PORT=str(port),
         TRITON_SERVER=server,
         TRITON_VAR_DIR=str(var_dir),
-        LOG_LEVEL="WARNING",
-        # Seeding only: thousands of logins; the socket path never hashes a password.
-        PASSWORD_HASHERS="django.contrib.auth.hashers.MD5PasswordHasher",
-        REGISTER_RATE_LIMIT="100000/3600",
         DJANGO_SUPERUSER_EMAIL="",
         PYTHONUNBUFFERED="1",
     )
+    return env
+
+
+def start_triton(server: str, var_dir: Path) -> Process:
+    port = free_port()
+    env = triton_env(server, var_dir) | {"PORT": str(port)}
     process = Process(f"triton-{server}", [str(ROOT / "scripts" / "run.sh")], env, port)
     process.wait_ready(f"http://127.0.0.1:{port}/api/v1/ping")
     return process
@@ -236,7 +236,22 @@ class Seed:
     profile: dict[str, Any]
 
 
-async def seed(base: str, tokens_needed: int) -> Seed:
+ISSUE_TOKENS = """
+import json
+from django.db import transaction
+from backend.accounts.models import User
+from backend.accounts.tokens import token_issue
+user = User.objects.get(pk={user_id})
+with transaction.atomic():
+    tokens = [token_issue(user=user, device_name=f"bench {{n}}").plain_text for n in range({count})]
+print("TOKENS " + json.dumps(tokens))
+"""
+
+
+async def seed(base: str, env: dict[str, str], tokens_needed: int) -> Seed:
+    """One user registered over HTTP, a few tokens from HTTP logins, the rest issued by a
+    ``manage.py shell`` subprocess with the server's environment (thousands of logins would
+    take minutes; the socket path treats every token alike)."""
     email = f"bench-{int(time.time())}@example.com"
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         answer = await client.post(
@@ -246,21 +261,30 @@ async def seed(base: str, tokens_needed: int) -> Seed:
         body = answer.json()
         user_id, writer_token = body["user"]["id"], body["token"]
         tokens: list[str] = []
-        gate = asyncio.Semaphore(8)
-
-        async def login(n: int) -> None:
-            async with gate:
-                reply = await client.post(
-                    "/api/v1/auth/login",
-                    json={"email": email, "password": PASSWORD, "device_name": f"socket {n}"},
-                )
-                reply.raise_for_status()
-                tokens.append(reply.json()["token"])
-
-        await asyncio.gather(*(login(n) for n in range(tokens_needed)))
+        for n in range(min(tokens_needed, 20)):
+            reply = await client.post(
+                "/api/v1/auth/login",
+                json={"email": email, "password": PASSWORD, "device_name": f"socket {n}"},
+            )
+            reply.raise_for_status()
+            tokens.append(reply.json()["token"])
         auth = {"Authorization": f"Bearer {writer_token}"}
         me = await client.get("/api/v1/auth/me", headers=auth)
         me.raise_for_status()
+    if tokens_needed > len(tokens):
+        script = ISSUE_TOKENS.format(user_id=user_id, count=tokens_needed - len(tokens))
+        issued = await asyncio.to_thread(
+            subprocess.run,
+            [str(PYTHON), "manage.py", "shell", "-v", "0", "-c", script],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        line = next(x for x in issued.stdout.splitlines() if x.startswith("TOKENS "))
+        tokens += json.loads(line.removeprefix("TOKENS "))
     return Seed(user_id, tokens, writer_token, me.json())
 
 
@@ -478,7 +502,11 @@ async def measure_server(
 ) -> dict[str, Any]:
     log(f"starting scripts/run.sh with TRITON_SERVER={server}")
     triton = start_triton(server, var_dir)
-    bare = start_bare()
+    try:
+        bare = start_bare()
+    except BaseException:
+        triton.stop()
+        raise
     clients = [ClientProcess() for _ in range(args.client_processes)]
     bench = Bench(args, clients)
     base = f"http://127.0.0.1:{triton.port}"
@@ -488,7 +516,7 @@ async def measure_server(
     try:
         if not seed_cache:
             log(f"seeding one user and {args.tokens} tokens over HTTP")
-            seed_cache.append(await seed(base, args.tokens))
+            seed_cache.append(await seed(base, triton_env(server, var_dir), args.tokens))
         the_seed = seed_cache[0]
         topic = f"user.{the_seed.user_id}"
         rest_trigger = RestTrigger(base, the_seed)

@@ -134,7 +134,8 @@ def direct_writer(send: Any) -> DirectWriter | None:
                 type(protocol).__name__ == "WebSocketsSansIOProtocol"
                 and not protocol.conn.extensions
                 and protocol.handshake_complete
-                and isinstance(protocol.transport, asyncio.Transport)
+                # uvloop's transports are not asyncio.Transport subclasses: ask for the API.
+                and hasattr(protocol.transport, "get_write_buffer_size")
             ):
                 return _SansioWriter(protocol)
             return None

@@ -15,10 +15,11 @@ case "$SERVER" in
     # No per-message deflate: an event is framed once and the same bytes go to every socket
     # (realtime/transport.py); compressing per socket would cost more CPU than it saves.
     # No proxy headers: the app reads X-Forwarded-For itself (NUM_PROXIES), like under daphne.
+    # Warnings only: uvicorn logs two lines per websocket at INFO (daphne's are off too).
     exec "$ROOT/.venv/bin/uvicorn" backend.asgi:application \
       --host "$HOST" --port "$PORT" \
       --loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false \
-      --lifespan off --no-access-log --no-proxy-headers --no-server-header \
+      --lifespan off --no-access-log --log-level warning --no-proxy-headers --no-server-header \
       --timeout-graceful-shutdown 5
     ;;
   daphne)
