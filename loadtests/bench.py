@@ -252,7 +252,7 @@ async def seed(base: str, env: dict[str, str], tokens_needed: int) -> Seed:
     """One user registered over HTTP, a few tokens from HTTP logins, the rest issued by a
     ``manage.py shell`` subprocess with the server's environment (thousands of logins would
     take minutes; the socket path treats every token alike)."""
-    email = f"bench-{int(time.time())}@example.com"
+    email = f"bench-{os.urandom(4).hex()}@example.com"
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:
         answer = await client.post(
             "/api/v1/auth/register", json={"name": "bench", "email": email, "password": PASSWORD}
