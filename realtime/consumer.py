@@ -23,7 +23,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from backend.accounts.models import User
+from backend.accounts.selectors import user_get_fresh
 from backend.accounts.tokens import token_authenticate, token_parse
 from backend.core.errors import BadRequest, DomainError, NotFound, PermissionDenied
 from realtime import transport
@@ -386,7 +386,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _authorize(self, topic_name: object) -> Topic:
         def check() -> Topic:
             # A fresh user each time: roles may have changed since the socket authenticated.
-            user = User.objects.filter(pk=self.user_id).first()
+            user = user_get_fresh(self.user_id or 0)
             if user is None:
                 raise PermissionDenied(detail="unknown user")
             return authorize_topic(user, topic_name)

@@ -12,6 +12,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from backend.accounts.catalog import PERMISSION_NAMES
 from backend.accounts.models import PERMISSION_APP_LABEL, User
 from backend.accounts.permissions import can_view_user, require_permission
+from backend.core import lean
 from backend.core.errors import NotFound
 
 
@@ -32,6 +33,11 @@ def user_list(*, search: str | None = None) -> QuerySet[User]:
     if search:
         users = users.filter(Q(name__icontains=search) | Q(email__icontains=search))
     return users
+
+
+def user_get_fresh(user_id: int) -> User | None:
+    """The user row as it is now, for hot paths (each socket subscribe re-reads it)."""
+    return lean.get_by_pk(User, user_id)
 
 
 def user_get(*, user_id: int) -> User | None:

@@ -7,17 +7,16 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from backend.accounts.models import PersonalAccessToken, User
+from backend.core import lean
 
 
 @dataclass(frozen=True)
@@ -44,17 +43,15 @@ def token_issue(*, user: User, device_name: str = "") -> IssuedToken:
 # --- the lean check ---------------------------------------------------------------------------
 # Authentication runs on every request and every socket, and the ORM spent ~20x longer
 # building the token query than the database spent answering it. The query is written once
-# here (the same conditions as PersonalAccessToken.objects.live(), which tests hold equal) and
-# only its parameters change per call; rows become model instances through the fields' own
-# database converters, so the token and its user are exactly what the ORM would return.
+# here (the same conditions as PersonalAccessToken.objects.live(), which tests hold equal);
+# rows become the token and its user exactly as the ORM returns them (backend.core.lean).
 
 
 @cache
 def _live_token_sql(vendor: str) -> str:
-    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    quote = lean.database().ops.quote_name
     token_meta, user_meta = PersonalAccessToken._meta, User._meta
-    columns = [f"t.{quote(f.column)}" for f in token_meta.concrete_fields]
-    columns += [f"u.{quote(f.column)}" for f in user_meta.concrete_fields]
+    columns = lean.select_columns(PersonalAccessToken, "t") + lean.select_columns(User, "u")
     # Names come from the models' metadata; values travel as parameters.
     return (
         f"SELECT {', '.join(columns)} FROM {quote(token_meta.db_table)} t "  # noqa: S608
@@ -67,31 +64,8 @@ def _live_token_sql(vendor: str) -> str:
     )
 
 
-Converter = Callable[[Any, Any, Any], Any]
-
-
-@cache
-def _converters(model: type[models.Model], vendor: str) -> list[tuple[Any, list[Converter]]]:
-    """Per concrete field, the converters the ORM applies to a value read from the database."""
-    db = connections[DEFAULT_DB_ALIAS]
-    result = []
-    for field in model._meta.concrete_fields:
-        column = field.get_col(model._meta.db_table)
-        result.append((column, db.ops.get_db_converters(column) + column.get_db_converters(db)))
-    return result
-
-
-def _from_row(db: Any, model: type[models.Model], values: tuple[Any, ...]) -> Any:
-    converted = []
-    for value, (column, converters) in zip(values, _converters(model, db.vendor), strict=True):
-        for converter in converters:
-            value = converter(value, column, db)
-        converted.append(value)
-    return model.from_db(db.alias, [f.attname for f in model._meta.concrete_fields], converted)
-
-
 def _live_token_with_user(token_id: int) -> PersonalAccessToken | None:
-    db = connections[DEFAULT_DB_ALIAS]
+    db = lean.database()
     now = timezone.now()
     with db.cursor() as cursor:
         cursor.execute(
@@ -101,8 +75,8 @@ def _live_token_with_user(token_id: int) -> PersonalAccessToken | None:
     if row is None:
         return None
     split = len(PersonalAccessToken._meta.concrete_fields)
-    token = _from_row(db, PersonalAccessToken, row[:split])
-    token.user = _from_row(db, User, row[split:])
+    token = lean.from_row(PersonalAccessToken, row[:split])
+    token.user = lean.from_row(User, row[split:])
     return token
 
 
