@@ -131,10 +131,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if (
             isinstance(code, int)
             and not isinstance(code, bool)
-            and _reserved_close_code(code)
-            # daphne's protocol (autobahn) lets applications close with 1000 and 3000-4999
-            # only; 1012 (restart: resubscribe with since) goes out directly.
-            and transport.send_reserved_close(self.base_send, code)
+            # Reserved codes (1012) under daphne, and every close under uvicorn, need the
+            # server's internals (see realtime/transport.py).
+            and transport.close_directly(self.base_send, code, reserved=_reserved_close_code(code))
         ):
             return
         await super().close(code=code, reason=reason)

@@ -21,7 +21,7 @@ the portable path, ASGI ``send`` from a per-socket queue (see ``realtime.consume
 
 :func:`pending_bytes` tells how much a socket's server holds unsent, the measure the
 per-socket budget (``WS_SEND_QUEUE_BYTES``) is applied to; :func:`limit_incoming_message_size`
-and :func:`send_reserved_close` are daphne-specific settings the consumer asks for.
+(daphne) and :func:`close_directly` (both) cover what ASGI cannot say.
 """
 
 from __future__ import annotations
@@ -181,11 +181,43 @@ def limit_incoming_message_size(send: Any, limit: int) -> bool:
     return True
 
 
-def send_reserved_close(send: Any, code: int) -> bool:
-    """Close with a code ASGI servers may refuse from applications (1012 under daphne);
-    False when the portable ``websocket.close`` should be used instead."""
-    protocol = _daphne_protocol(send)
-    if protocol is None:
-        return False
-    protocol.sendCloseFrame(code=code, isReply=False)
-    return True
+# How long a socket closed by the server may take to answer the close frame before the
+# connection is closed anyway.
+CLOSE_HANDSHAKE_SECONDS = 5.0
+
+
+def close_directly(send: Any, code: int, *, reserved: bool) -> bool:
+    """Close the socket here when the server's own ``websocket.close`` would not do: False
+    means use ``websocket.close``.
+
+    * uvicorn (websockets-sansio) closes the TCP connection right after the close frame; if
+      the client's unread frames still sit in the server's receive buffer the kernel answers
+      with a reset, which destroys the close frame in flight (the client sees 1006, not the
+      code). Here the close frame is sent, then only the sending side is shut (half-close),
+      and the connection closes once the client has had time to read it.
+    * daphne's protocol (autobahn) lets applications close with 1000 and 3000-4999 only;
+      ``reserved`` codes (1012: reconnect and resubscribe with since) go out directly.
+    """
+    with contextlib.suppress(Exception):
+        protocol = _uvicorn_protocol(send)
+        if protocol is not None:
+            if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+                return False
+            if not protocol.handshake_complete or protocol.close_sent:
+                return False
+            transport = protocol.transport
+            if transport.is_closing():
+                return False
+            protocol.queue.put_nowait({"type": "websocket.disconnect", "code": code})
+            protocol.conn.send_close(code, "")
+            transport.write(b"".join(protocol.conn.data_to_send()))
+            protocol.close_sent = True
+            if transport.can_write_eof():
+                transport.write_eof()
+            asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_SECONDS, transport.close)
+            return True
+        protocol = _daphne_protocol(send)
+        if protocol is not None and reserved:
+            protocol.sendCloseFrame(code=code, isReply=False)
+            return True
+    return False

@@ -20,10 +20,10 @@ from websockets.frames import OP_TEXT, Frame
 from websockets.streams import StreamReader
 
 from realtime.transport import (
+    close_directly,
     direct_writer,
     limit_incoming_message_size,
     pending_bytes,
-    send_reserved_close,
     text_frame,
 )
 
@@ -51,7 +51,8 @@ def test_unknown_servers_get_the_portable_path() -> None:
     assert direct_writer(send) is None
     assert pending_bytes(send) == 0
     assert limit_incoming_message_size(send, 1024) is False
-    assert send_reserved_close(send, 1012) is False
+    assert close_directly(send, 1012, reserved=True) is False
+    assert close_directly(send, 4008, reserved=False) is False
 
 
 def _free_port() -> int:
@@ -171,3 +172,22 @@ async def test_unread_bytes_are_counted(servers: dict[str, int], server: str) ->
     assert report["pending"] > 1_000_000
     assert report["buffered"] == report["pending"]
     await ws.close()
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+async def test_a_close_reaches_a_client_that_keeps_sending(
+    servers: dict[str, int], server: str
+) -> None:
+    """Frames the server never reads must not turn its close into a TCP reset that destroys
+    the close frame (uvicorn closed the connection at once: the client saw 1006)."""
+    for _ in range(5):
+        ws, _ = await _open(servers[server])
+        await ws.send(json.dumps({"do": "close"}))
+        with contextlib.suppress(Exception):
+            for _ in range(300):
+                await ws.send(json.dumps({"do": "noise", "pad": "z" * 1000}))
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(10):
+                async for _ in ws:
+                    pass
+        assert ws.close_code == 4008

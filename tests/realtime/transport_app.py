@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from realtime.transport import direct_writer, pending_bytes, text_frame
+from realtime.transport import close_directly, direct_writer, pending_bytes, text_frame
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -47,4 +47,6 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 }
             )
         elif command["do"] == "close":
-            await send({"type": "websocket.close", "code": 4008})
+            if not close_directly(send, 4008, reserved=False):
+                await send({"type": "websocket.close", "code": 4008})
+            return
