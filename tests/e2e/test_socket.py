@@ -36,12 +36,49 @@ async def test_auth_ok_and_ping(server: Server, open_ws: OpenWS) -> None:
     await ws.ping()
 
 
-@pytest.mark.parametrize("token", ["1|nope", "garbage", "", "99999|" + "x" * 40])
-async def test_bad_token_closes_4401(server: Server, open_ws: OpenWS, token: str) -> None:
+@pytest.mark.parametrize(
+    "token",
+    [
+        "1|nope",
+        "garbage",
+        "",
+        "99999|" + "x" * 40,
+        "²|x",
+        "1²|x",
+        "\u0661|x",  # ARABIC-INDIC DIGIT ONE
+        "9" * 30 + "|x",
+        "1|" + "x" * 300,
+        None,
+        7,
+        {"id": 1},
+    ],
+)
+async def test_bad_token_closes_4401_at_once(
+    server: Server, open_ws: OpenWS, token: object
+) -> None:
     await make_user()
     ws: WS = await open_ws(server)
+    started = asyncio.get_running_loop().time()
     await ws.send({"type": "auth", "token": token})
-    assert await ws.close_code() == 4401
+    # At once: no error frame first, and long before the auth timeout (10 s, close 4408).
+    assert await ws.close_code(timeout=3) == 4401
+    assert asyncio.get_running_loop().time() - started < 3
+
+
+@pytest.mark.parametrize(
+    "since",
+    ["abc:²", "abc:\u0661\u0662", "abc:" + "9" * 30, "abc:-1", "abc:1.5", "abc", ":1", 12, True],
+)
+async def test_since_that_is_not_an_offset_answers_bad_request(
+    server: Server, open_ws: OpenWS, since: object
+) -> None:
+    me, issued = await make_user()
+    ws: WS = await open_ws(server, issued.plain_text)
+    await ws.send({"type": "subscribe", "topic": f"user.{me.pk}", "since": since, "id": "s"})
+    answer = await ws.recv()
+    assert answer["type"] == "error" and answer["code"] == "bad_request", answer
+    assert answer["id"] == "s"
+    await ws.ping()
 
 
 async def test_first_frame_not_auth_closes_4401(server: Server, open_ws: OpenWS) -> None:
