@@ -79,7 +79,7 @@ async def _handler(ws: ServerConnection) -> None:
 
 async def _main(host: str, port: int) -> None:
     async with serve(
-        _handler, host, port, compression=None, max_size=64 * 1024, ping_interval=None, backlog=4096
+        _handler, host, port, compression=None, max_size=2**20, ping_interval=None, backlog=4096
     ):
         await asyncio.Future()
 
