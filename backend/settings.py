@@ -192,16 +192,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE = {
-    "realtime-outbox-sweep": {
-        "task": "realtime.sweep_outbox",
-        "schedule": OUTBOX_SWEEP_INTERVAL,
-    },
-    "accounts-purge-expired-tokens": {
-        "task": "accounts.purge_expired_tokens",
-        "schedule": 3600.0,
-    },
-}
+# The beat schedule is not kept here: each workers/<area>.py declares BEAT_SCHEDULE entries
+# and workers/celery.py merges them.
 
 # --- Auth -------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

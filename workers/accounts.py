@@ -1,21 +1,17 @@
-"""Jobs of the accounts area."""
+"""Jobs of the accounts area: they take ids and call services."""
 
 from __future__ import annotations
 
-import logging
-from urllib.parse import quote
-
 from celery import shared_task
-from django.conf import settings
-from django.contrib.auth.tokens import default_token_generator
-from django.core.mail import send_mail
-from django.db.models import Q
-from django.template.loader import render_to_string
-from django.utils import timezone
 
-from backend.accounts.models import PersonalAccessToken, User
+from backend.accounts import services
 
-logger = logging.getLogger(__name__)
+BEAT_SCHEDULE = {
+    "accounts-purge-expired-tokens": {
+        "task": "accounts.purge_expired_tokens",
+        "schedule": 3600.0,
+    },
+}
 
 
 @shared_task(
@@ -24,35 +20,11 @@ logger = logging.getLogger(__name__)
     retry_backoff=True,
     max_retries=5,
 )
-def send_password_reset_email(user_id: int) -> bool:
+def send_password_reset_email(*, user_id: int) -> bool:
     """Mail a reset link. Running it twice sends a second, equally valid link: harmless."""
-    user = User.objects.filter(pk=user_id, is_active=True).first()
-    if user is None:
-        return False
-    token = default_token_generator.make_token(user)
-    context = {
-        "user": user,
-        "token": token,
-        "reset_url": settings.PASSWORD_RESET_URL.format(
-            email=quote(user.email, safe="@"), token=quote(token, safe="")
-        ),
-        "valid_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
-    }
-    send_mail(
-        subject="Reset your Triton password",
-        message=render_to_string("accounts/password_reset_email.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[user.email],
-    )
-    logger.info("password reset mail sent", extra={"user_id": user_id})
-    return True
+    return services.password_reset_mail_send(user_id=user_id)
 
 
 @shared_task(name="accounts.purge_expired_tokens")
 def purge_expired_tokens() -> int:
-    """Delete tokens that expired or were revoked more than a week ago."""
-    cutoff = timezone.now() - timezone.timedelta(days=7)
-    deleted, _ = PersonalAccessToken.objects.filter(
-        Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff)
-    ).delete()
-    return deleted
+    return services.expired_tokens_purge()

@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_
 from api.pagination import PageParams
 from backend.accounts import selectors
 from backend.accounts.models import User
+from backend.core.permissions import catalog_name
 
 
 def _encodable(value: str) -> str:
@@ -156,7 +157,7 @@ class RoleOut(Schema):
 
     @staticmethod
     def resolve_permissions(obj: Group) -> list[str]:
-        return sorted(permission.codename for permission in obj.permissions.all())
+        return sorted(catalog_name(permission) for permission in obj.permissions.all())
 
 
 class PermissionOut(Schema):
@@ -167,11 +168,11 @@ class PermissionOut(Schema):
 
     @staticmethod
     def resolve_name(obj: Permission) -> str:
-        return obj.codename
+        return catalog_name(obj)
 
     @staticmethod
     def resolve_group(obj: Permission) -> str:
-        return obj.codename.split(".", 1)[0]
+        return catalog_name(obj).split(".", 1)[0]
 
     @staticmethod
     def resolve_description(obj: Permission) -> str:

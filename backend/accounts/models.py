@@ -7,10 +7,6 @@ from django.contrib.auth.models import Group, PermissionsMixin
 from django.db import models
 from django.utils import timezone
 
-# Catalog permissions live under the accounts app label so ``user.has_perm`` works as
-# ``accounts.<area>.<action>``; ``backend.accounts.permissions`` hides the prefix.
-PERMISSION_APP_LABEL = "accounts"
-
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True

@@ -9,21 +9,20 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Prefetch, Q, QuerySet
 
-from backend.accounts.catalog import PERMISSION_NAMES
-from backend.accounts.models import PERMISSION_APP_LABEL, User
-from backend.accounts.permissions import can_view_user, require_permission
+from backend.accounts.models import User
 from backend.core import lean
 from backend.core.errors import NotFound
+from backend.core.permissions import (
+    catalog_permission_rows,
+    has_perm,
+    permission_names,
+    require_perm,
+)
 
 
 def catalog_permissions() -> QuerySet[Permission]:
-    return (
-        Permission.objects.filter(
-            content_type__app_label=PERMISSION_APP_LABEL, codename__in=PERMISSION_NAMES
-        )
-        .select_related("content_type")
-        .order_by("codename")
-    )
+    """The rows of every declared permission (``catalog_name`` gives their API name)."""
+    return catalog_permission_rows().select_related("content_type").order_by("codename")
 
 
 def user_list(*, search: str | None = None) -> QuerySet[User]:
@@ -46,14 +45,14 @@ def user_get(*, user_id: int) -> User | None:
 
 def user_list_visible(*, actor: User, search: str | None = None) -> QuerySet[User]:
     """Every user matching ``search``, for holders of ``users.view``; 403 for anyone else."""
-    require_permission(actor, "users.view")
+    require_perm(actor, "users.view")
     return user_list(search=search)
 
 
 def user_get_visible(*, actor: User, user_id: int) -> User:
     """Self, or anyone for holders of ``users.view``. Anything else is 404, exactly like a
     user that does not exist, so ids of other users reveal nothing."""
-    if not can_view_user(actor, user_id):
+    if actor.pk != user_id and not has_perm(actor, "users.view"):
         raise NotFound(detail="No such user.")
     user = user_get(user_id=user_id)
     if user is None:
@@ -75,16 +74,7 @@ def user_role_names(user: User) -> list[str]:
 
 def user_permission_names(user: User) -> list[str]:
     """The flat list a front end's PermissionGuard needs (every right for a superuser)."""
-    if not user.is_active:
-        return []
-    if user.is_superuser:
-        return sorted(PERMISSION_NAMES)
-    prefix = f"{PERMISSION_APP_LABEL}."
-    return sorted(
-        name.removeprefix(prefix)
-        for name in user.get_all_permissions()
-        if name.startswith(prefix) and name.removeprefix(prefix) in PERMISSION_NAMES
-    )
+    return permission_names(user)
 
 
 @cache
@@ -127,21 +117,14 @@ def _roles_and_permissions_sql(vendor: str) -> str:
 
 
 def user_roles_and_permissions(user: User) -> tuple[list[str], list[str]]:
-    """``(user_role_names(user), user_permission_names(user))`` in one query."""
+    """``(user_role_names(user), user_permission_names(user))`` in one query: the rows
+    ``ModelBackend.get_all_permissions`` reads (the user's and their roles' permissions)."""
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
         cursor.execute(_roles_and_permissions_sql(cursor.db.vendor), [user.pk, user.pk, user.pk])
         rows = cursor.fetchall()
     roles = sorted({name for kind, name, _ in rows if kind == "r"})
-    if not user.is_active:
-        return roles, []
-    if user.is_superuser:
-        return roles, sorted(PERMISSION_NAMES)
-    permissions = {
-        codename
-        for kind, app_label, codename in rows
-        if kind == "p" and app_label == PERMISSION_APP_LABEL and codename in PERMISSION_NAMES
-    }
-    return roles, sorted(permissions)
+    held = {f"{app_label}.{codename}" for kind, app_label, codename in rows if kind == "p"}
+    return roles, permission_names(user, held=held)
 
 
 def user_profile(user: User) -> dict:

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.utils import timezone
 
 from backend.accounts import selectors
 from backend.accounts.catalog import DEFAULT_ROLE
-from backend.accounts.models import User, normalize_email
-from backend.accounts.permissions import can_update_user, has_permission, require_permission
+from backend.accounts.models import PersonalAccessToken, User, normalize_email
 from backend.accounts.tokens import IssuedToken, token_issue, tokens_revoke_for_user
 from backend.core import throttling
 from backend.core.errors import (
@@ -28,6 +33,10 @@ from backend.core.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from backend.core.jobs import enqueue_on_commit
+from backend.core.permissions import has_perm, require_perm
+
+logger = logging.getLogger(__name__)
 
 LOGIN_SCOPE = "login-failures"
 REGISTER_SCOPE = "register"
@@ -161,9 +170,42 @@ def password_reset_request(*, email: str, client_address: str | None = None) -> 
     user = User.objects.filter(email=normalize_email(email), is_active=True).first()
     if user is None:
         return
-    from workers.accounts import send_password_reset_email
+    enqueue_on_commit("accounts.send_password_reset_email", user_id=user.pk)
 
-    transaction.on_commit(lambda: send_password_reset_email.delay(user.pk))
+
+def password_reset_mail_send(*, user_id: int) -> bool:
+    """Mail a reset link to an active user (False: no such active user, nothing sent).
+
+    Sending twice mails a second, equally valid link: harmless, so the job may retry."""
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return False
+    token = default_token_generator.make_token(user)
+    context = {
+        "user": user,
+        "token": token,
+        "reset_url": settings.PASSWORD_RESET_URL.format(
+            email=quote(user.email, safe="@"), token=quote(token, safe="")
+        ),
+        "valid_minutes": settings.PASSWORD_RESET_TIMEOUT // 60,
+    }
+    send_mail(
+        subject="Reset your Triton password",
+        message=render_to_string("accounts/password_reset_email.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[user.email],
+    )
+    logger.info("password reset mail sent", extra={"user_id": user_id})
+    return True
+
+
+def expired_tokens_purge() -> int:
+    """Delete tokens that expired or were revoked more than a week ago."""
+    cutoff = timezone.now() - timezone.timedelta(days=7)
+    deleted, _ = PersonalAccessToken.objects.filter(
+        Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff)
+    ).delete()
+    return deleted
 
 
 def password_reset_complete(*, email: str, token: str, password: str) -> None:
@@ -187,9 +229,9 @@ def user_create(
 
     Handing out any role other than the default needs ``users.update`` as well, the right
     that governs roles: ``users.create`` alone must not mint administrators."""
-    require_permission(actor, "users.create")
+    require_perm(actor, "users.create")
     roles = [DEFAULT_ROLE] if roles is None else list(dict.fromkeys(roles))
-    if set(roles) - {DEFAULT_ROLE} and not has_permission(actor, "users.update"):
+    if set(roles) - {DEFAULT_ROLE} and not has_perm(actor, "users.update"):
         raise PermissionDenied(detail="Assigning roles needs the users.update permission.")
     with transaction.atomic():
         return _create_user(name=name, email=email, password=password, roles=roles)
@@ -199,8 +241,8 @@ def user_update(*, actor: User, user_id: int, changes: dict[str, Any]) -> User:
     """Apply the fields given. Self may change name, email and password; ``users.update``
     also is_active and roles. Publishes ``user.updated`` when a visible field changed;
     deactivation revokes every token of the user. Nothing is written on refusal."""
-    if not can_update_user(actor, user_id):
-        if has_permission(actor, "users.view"):
+    if actor.pk != user_id and not has_perm(actor, "users.update"):
+        if has_perm(actor, "users.view"):
             raise PermissionDenied(detail="This needs the users.update permission.")
         raise NotFound(detail="No such user.")
     with transaction.atomic():
@@ -216,7 +258,7 @@ def user_update(*, actor: User, user_id: int, changes: dict[str, Any]) -> User:
             privileged.append("is_active")
         if wanted_roles != current_roles:
             privileged.append("roles")
-        if privileged and not has_permission(actor, "users.update"):
+        if privileged and not has_perm(actor, "users.update"):
             raise PermissionDenied(
                 detail=f"Changing {', '.join(privileged)} needs the users.update permission."
             )
@@ -250,7 +292,7 @@ def user_update(*, actor: User, user_id: int, changes: dict[str, Any]) -> User:
 
 
 def user_delete(*, actor: User, user_id: int) -> None:
-    require_permission(actor, "users.delete")
+    require_perm(actor, "users.delete")
     if actor.pk == user_id:
         raise Conflict(detail="You cannot delete yourself.")
     with transaction.atomic():

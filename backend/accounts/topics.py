@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend.accounts.models import User
-from backend.accounts.permissions import has_permission
+from backend.core.permissions import has_perm
 from realtime.topics import TopicKind, register_topic_kind
 
 
@@ -12,7 +12,7 @@ def _authorize_user_topic(user: User, user_id: int | None) -> bool:
 
 
 def _authorize_dashboard(user: User, _: int | None) -> bool:
-    return has_permission(user, "orders.view_any")
+    return has_perm(user, "orders.view_any")
 
 
 register_topic_kind(TopicKind(name="user", authorize=_authorize_user_topic))

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.tokens import default_token_generator
 from django.utils import timezone
 
-from backend.accounts.catalog import PERMISSION_NAMES, ROLES
+from backend.accounts.catalog import default_roles, permission_names
 from backend.accounts.models import PersonalAccessToken, User
 from tests.conftest import ApiClient
 from tests.factories import DEFAULT_PASSWORD, UserFactory, bearer_for
@@ -283,14 +283,14 @@ def test_me_shows_roles_and_the_flat_permission_list(
     assert set(body) == USER_KEYS | {"permissions"}
     assert body["id"] == customer.pk
     assert body["roles"] == ["Customer"]
-    assert body["permissions"] == sorted(ROLES["Customer"][1])
+    assert body["permissions"] == sorted(default_roles()["Customer"][1])
     assert "password" not in str(body)
 
 
 def test_me_of_an_admin_lists_every_permission(as_admin: ApiClient) -> None:
     body = as_admin.get("/auth/me").json()
     assert body["roles"] == ["Admin"]
-    assert body["permissions"] == sorted(PERMISSION_NAMES)
+    assert body["permissions"] == sorted(permission_names())
 
 
 # --- forgot / reset password ----------------------------------------------------------------

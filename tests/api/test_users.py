@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Group
 
-from backend.accounts import selectors
 from backend.accounts.models import PersonalAccessToken, User
+from backend.core.permissions import permission_rows
 from realtime.models import OutboxEvent
 from tests.conftest import ApiClient
 from tests.factories import DEFAULT_PASSWORD, UserFactory, bearer_for
@@ -19,7 +19,7 @@ STRONG = "glacier-Otter-517"
 
 def _role(name: str, *permissions: str) -> str:
     group = Group.objects.create(name=name)
-    group.permissions.set(selectors.catalog_permissions().filter(codename__in=permissions))
+    group.permissions.set(permission_rows(permissions))
     return name
 
 

@@ -3,10 +3,11 @@
 import json
 
 import pytest
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.test import Client
 
 from backend.accounts.models import PersonalAccessToken, User
+from backend.core.permissions import permission_rows
 from realtime.models import OutboxEvent
 from tests.factories import UserFactory, bearer_for
 
@@ -74,7 +75,7 @@ def test_granting_a_right_to_a_role_notifies_its_members(admin_client: Client) -
     member = UserFactory(roles=["Customer"])
     outsider = UserFactory(roles=["Editor"])
     customer = Group.objects.get(name="Customer")
-    extra = Permission.objects.get(codename="orders.view_any")
+    extra = permission_rows(["orders.view_any"]).get()
     permissions = [*customer.permissions.values_list("pk", flat=True), extra.pk]
     response = admin_client.post(
         f"/admin/auth/group/{customer.pk}/change/",

@@ -4,16 +4,16 @@ ORM-based ``user_role_names`` and ``user_permission_names`` answer."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission
 
 from backend.accounts.catalog import ADMIN, CUSTOMER, EDITOR
-from backend.accounts.models import PERMISSION_APP_LABEL, User
+from backend.accounts.models import User
 from backend.accounts.selectors import (
     user_permission_names,
     user_profile,
     user_role_names,
     user_roles_and_permissions,
 )
+from backend.core.permissions import permission_rows
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -25,9 +25,7 @@ def _fresh(user: User) -> User:
 
 def _users() -> list[User]:
     direct = UserFactory(roles=[])
-    direct.user_permissions.add(
-        Permission.objects.get(content_type__app_label=PERMISSION_APP_LABEL, codename="users.view")
-    )
+    direct.user_permissions.add(*permission_rows(["users.view"]))
     inactive = UserFactory(roles=[EDITOR])
     inactive.is_active = False
     inactive.save()

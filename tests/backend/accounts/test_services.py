@@ -19,6 +19,7 @@ from backend.core.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from backend.core.permissions import permission_rows
 from realtime.models import OutboxEvent
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
@@ -29,7 +30,7 @@ STRONG = "glacier-Otter-517"
 
 def _role(name: str, *permissions: str) -> Group:
     group = Group.objects.create(name=name)
-    group.permissions.set(selectors.catalog_permissions().filter(codename__in=permissions))
+    group.permissions.set(permission_rows(permissions))
     return group
 
 

@@ -1,0 +1,306 @@
+"""One permission rule for every area: role-level rights, "any" rights and object rights.
+
+Each domain app declares ``PERMISSIONS: tuple[PermissionSpec, ...]`` in its
+``permissions.py``; they are collected when Django starts (``autodiscover``). A permission
+is named ``<area>.<action>`` (``orders.view_any``) everywhere in code and in the API; its
+Django row lives on the content type of ``spec.model`` under a dot-free codename, so
+django-guardian can hold the same right on single objects of that model.
+
+The rule, in ``has_perm``: an active user holds ``name`` when a role (or a direct grant)
+gives it globally, when one of its ``implied_by`` rights is held globally, or, for an
+object, when guardian holds ``name`` on that object for the user or one of their roles.
+A superuser holds everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps
+from django.contrib.auth.models import Permission
+from django.db.models import CharField, Exists, Model, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast
+from django.utils.module_loading import module_has_submodule
+
+from backend.core.errors import NotFound, PermissionDenied
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
+    AnyUser = AbstractBaseUser | AnonymousUser | None
+
+
+@dataclass(frozen=True)
+class PermissionSpec:
+    """A right of the catalog.
+
+    ``model`` ("app_label.Model") is where the permission row lives, so the right can be
+    granted on one object of that model. ``roles`` are the default roles that hold it
+    globally (Admin holds everything anyway). ``implied_by`` are global rights that imply
+    this one on every object (the "any" right: ``orders.view_any`` implies ``orders.view``).
+    """
+
+    name: str
+    description: str
+    model: str
+    roles: tuple[str, ...] = ()
+    implied_by: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        area, dot, action = self.name.partition(".")
+        if not (area and dot and action) or "." in action:
+            raise ValueError(f"permission names look like '<area>.<action>', got {self.name!r}")
+        if isinstance(self.roles, str) or isinstance(self.implied_by, str):
+            raise TypeError(f"{self.name}: roles and implied_by are tuples of names")
+
+    @property
+    def group(self) -> str:
+        """The area, shown as ``group`` in the API."""
+        return self.name.split(".", 1)[0]
+
+    @property
+    def action(self) -> str:
+        return self.name.split(".", 1)[1]
+
+    @property
+    def codename(self) -> str:
+        """Django/guardian codename: dots would clash with ``app_label.codename``."""
+        return self.name.replace(".", "_")
+
+    @property
+    def app_label(self) -> str:
+        return self.model.split(".", 1)[0]
+
+    @property
+    def perm(self) -> str:
+        """The ``app_label.codename`` string Django's and guardian's backends understand."""
+        return f"{self.app_label}.{self.codename}"
+
+    def model_class(self) -> type[Model]:
+        return apps.get_model(self.model)
+
+
+class PermissionRegistry:
+    """Every declared permission, by catalog name; filled once by ``autodiscover``."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, PermissionSpec] = {}
+        self._discovered = False
+
+    def register(self, spec: PermissionSpec) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"permission {spec.name!r} is declared twice")
+        clash = next((s for s in self._specs.values() if s.codename == spec.codename), None)
+        if clash is not None:
+            raise ValueError(f"permissions {clash.name!r} and {spec.name!r} share a codename")
+        self._specs[spec.name] = spec
+        self.__dict__.pop("_by_perm", None)
+
+    def unregister(self, name: str) -> None:
+        """For tests that declare a temporary permission."""
+        del self._specs[name]
+        self.__dict__.pop("_by_perm", None)
+
+    def autodiscover(self) -> None:
+        """Import ``<app>.permissions`` of every installed app and register its PERMISSIONS."""
+        if self._discovered:
+            return
+        before = dict(self._specs)
+        try:
+            for app_config in apps.get_app_configs():
+                # Only Triton's own apps: a third-party ``permissions`` module means something
+                # else.
+                if not app_config.name.startswith("backend.") or not module_has_submodule(
+                    app_config.module, "permissions"
+                ):
+                    continue
+                module = import_module(f"{app_config.name}.permissions")
+                for spec in getattr(module, "PERMISSIONS", ()):
+                    self.register(spec)
+            self.validate()
+        except Exception:
+            self._specs = before  # the next call reports the same mistake, not "declared twice"
+            self.__dict__.pop("_by_perm", None)
+            raise
+        self._discovered = True
+
+    def validate(self) -> None:
+        for spec in self._specs.values():
+            spec.model_class()  # LookupError for a model that does not exist
+            unknown = [name for name in spec.implied_by if name not in self._specs]
+            if unknown:
+                raise ValueError(f"{spec.name} is implied by undeclared {unknown}")
+
+    def get(self, name: str) -> PermissionSpec:
+        self.autodiscover()
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise ValueError(f"unknown permission {name!r}") from None
+
+    def all(self) -> list[PermissionSpec]:
+        self.autodiscover()
+        return sorted(self._specs.values(), key=lambda spec: spec.name)
+
+    def names(self) -> frozenset[str]:
+        self.autodiscover()
+        return frozenset(self._specs)
+
+    @cached_property
+    def _by_perm(self) -> dict[str, PermissionSpec]:
+        return {spec.perm: spec for spec in self._specs.values()}
+
+    def by_perm(self, perm: str) -> PermissionSpec | None:
+        """The spec of an ``app_label.codename`` string (None: not a catalog permission)."""
+        self.autodiscover()
+        return self._by_perm.get(perm)
+
+
+registry = PermissionRegistry()
+
+
+# --- the rule ---------------------------------------------------------------------------------
+def _is_active_user(user: AnyUser) -> bool:
+    return user is not None and user.is_authenticated and user.is_active
+
+
+def _check_object_model(spec: PermissionSpec, obj: Model) -> None:
+    if obj._meta.concrete_model is not spec.model_class()._meta.concrete_model:
+        raise ValueError(
+            f"{spec.name} is granted on {spec.model} objects, not on {obj._meta.label}"
+        )
+
+
+def _holds_globally(user: AbstractBaseUser, spec: PermissionSpec) -> bool:
+    # get_all_permissions() is cached on the user instance: one pair of queries per request.
+    held = user.get_all_permissions()
+    return any(registry.get(name).perm in held for name in (spec.name, *spec.implied_by))
+
+
+def has_perm(user: AnyUser, name: str, obj: Model | None = None) -> bool:
+    """The one rule (see the module docstring)."""
+    spec = registry.get(name)
+    if obj is not None:
+        _check_object_model(spec, obj)
+    if not _is_active_user(user):
+        return False
+    if user.is_superuser:
+        return True
+    if _holds_globally(user, spec):
+        return True
+    # Django's ModelBackend answers False for objects; guardian's backend answers per object.
+    return obj is not None and user.has_perm(spec.perm, obj)
+
+
+def require_perm(user: AnyUser, name: str, obj: Model | None = None, *, hide: bool = False) -> None:
+    """403 without the right; 404 with ``hide=True`` (what one may not see looks missing)."""
+    if has_perm(user, name, obj):
+        return
+    if hide:
+        raise NotFound(detail="Not found.")
+    raise PermissionDenied(detail=f"This needs the {name} permission.")
+
+
+def permission_rows(names: Iterable[str]) -> QuerySet[Permission]:
+    """The Django rows of these declared permissions (e.g. to give a role rights)."""
+    condition = Q(pk__in=[])
+    for name in names:
+        spec = registry.get(name)
+        model = spec.model_class()
+        condition |= Q(
+            content_type__app_label=model._meta.app_label,
+            content_type__model=model._meta.model_name,
+            codename=spec.codename,
+        )
+    return Permission.objects.filter(condition)
+
+
+def filter_by_perm(user: AnyUser, queryset: QuerySet[Any], name: str) -> QuerySet[Any]:
+    """Every row when ``user`` holds ``name`` (or an ``implied_by``) globally, else the rows
+    they hold ``name`` on per object. One SQL query: the global check and guardian's
+    object-permission tables are EXISTS subqueries of the returned queryset."""
+    from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
+
+    spec = registry.get(name)
+    model = spec.model_class()
+    if queryset.model._meta.concrete_model is not model._meta.concrete_model:
+        raise ValueError(f"{name} filters {spec.model} rows, not {queryset.model._meta.label}")
+    if not _is_active_user(user):
+        return queryset.none()
+    if user.is_superuser:
+        return queryset
+    user_model = type(user)
+    global_rows = permission_rows((spec.name, *spec.implied_by))
+    via_role = user_model.groups.through.objects.filter(
+        **{user_model.groups.field.m2m_field_name(): user.pk},
+        group__permissions__in=global_rows,
+    )
+    direct = user_model.user_permissions.through.objects.filter(
+        **{user_model.user_permissions.field.m2m_field_name(): user.pk},
+        permission__in=global_rows,
+    )
+    object_row = permission_rows((spec.name,))
+    object_pk = Cast(OuterRef("pk"), output_field=CharField())
+    on_object_for_user = get_user_obj_perms_model().objects.filter(
+        user=user.pk, permission__in=object_row, object_pk=object_pk
+    )
+    on_object_for_role = get_group_obj_perms_model().objects.filter(
+        group__user=user.pk, permission__in=object_row, object_pk=object_pk
+    )
+    return queryset.filter(
+        Q(Exists(via_role))
+        | Q(Exists(direct))
+        | Q(Exists(on_object_for_user))
+        | Q(Exists(on_object_for_role))
+    )
+
+
+def grant_perm(user: AbstractBaseUser, name: str, obj: Model) -> None:
+    """Give ``user`` the right ``name`` on this one object (idempotent)."""
+    from guardian.shortcuts import assign_perm
+
+    spec = registry.get(name)
+    _check_object_model(spec, obj)
+    assign_perm(spec.perm, user, obj)
+
+
+def revoke_perm(user: AbstractBaseUser, name: str, obj: Model) -> None:
+    """Take the object right back (a no-op when it was not granted)."""
+    from guardian.shortcuts import remove_perm
+
+    spec = registry.get(name)
+    _check_object_model(spec, obj)
+    remove_perm(spec.perm, user, obj)
+
+
+def permission_names(user: AnyUser, *, held: set[str] | None = None) -> list[str]:
+    """The catalog names ``user`` holds globally (every name for a superuser). ``held``:
+    the user's ``get_all_permissions()`` when the caller already read it (one query for the
+    whole profile, backend.accounts.selectors)."""
+    if not _is_active_user(user):
+        return []
+    if user.is_superuser:
+        return sorted(registry.names())
+    if held is None:
+        held = user.get_all_permissions()
+    return sorted(
+        spec.name
+        for spec in registry.all()
+        if spec.perm in held or any(registry.get(n).perm in held for n in spec.implied_by)
+    )
+
+
+def catalog_name(permission: Permission) -> str:
+    """The catalog name of a permission row (its codename when it is not in the catalog)."""
+    spec = registry.by_perm(f"{permission.content_type.app_label}.{permission.codename}")
+    return spec.name if spec is not None else permission.codename
+
+
+def catalog_permission_rows() -> QuerySet[Permission]:
+    """The permission rows of every declared permission."""
+    return permission_rows(registry.names())
