@@ -16,7 +16,7 @@ help:
 	@echo "make cluster nginx on 127.0.0.1:\$$PORT over two server processes, worker, beat (MariaDB, Redis)"
 	@echo "make test    run the test suite against real MariaDB and Redis (starts them)"
 	@echo "make soak    slow soak and fault suites"
-	@echo "make bench   benchmarks; numbers go to bench-results/"
+	@echo "make bench   benchmarks (< 10 min); numbers go to loadtests/results/latest.{json,md}"
 	@echo "make lint    ruff, the import rules (import-linter) and the type checker (mypy)"
 	@echo "make audit   locked dependencies against vulnerability advisories (audit-allowlist.toml)"
 
@@ -48,8 +48,9 @@ test: install services
 soak: install services
 	$(VENV)/bin/pytest -m soak -p no:cacheprovider $(PYTEST_ARGS)
 
-bench: install services
-	$(VENV)/bin/python -m loadtests.bench
+# Starts what it needs itself (scripts/run.sh with embedded services, the bare server).
+bench: install
+	timeout 900 $(VENV)/bin/python -m loadtests.bench $(BENCH_ARGS)
 
 # Skips, saying so, where no advisory service is reachable (AUDIT_REQUIRED=1: fail instead).
 audit: install

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 # Django must be set up before the consumer (and its models) are imported.
-django_http = get_asgi_application()
+django.setup(set_prefix=False)
+
+from backend.core.asgi import PooledThreadsASGIHandler  # noqa: E402
+
+django_http: Any = PooledThreadsASGIHandler()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 

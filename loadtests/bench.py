@@ -1,42 +1,60 @@
-"""`make bench`: measure realtime fan-out and REST latency on this machine.
+"""`make bench`: Triton measured from outside, each figure beside a bare baseline of the same run.
 
-Starts real daphne processes against a scratch MariaDB database and Redis database 14,
-connects real websocket clients over loopback, publishes through ``realtime.publish`` (the
-same path services use: outbox row, history append, one group_send), and writes the numbers
-to ``bench-results/latest.json`` and ``bench-results/latest.md``.
+What it starts, all on loopback: ``scripts/run.sh`` exactly as ``make run`` does (embedded
+valkey, SQLite, in a scratch ``TRITON_VAR_DIR``), once per server under test
+(``TRITON_SERVER``), and ``loadtests.bare`` (a plain ``websockets`` broadcast server, the
+ceiling). Socket clients live in several processes (``loadtests.clients``). Nothing of the
+project is imported: the user is registered over HTTP and a few tokens come from HTTP logins;
+the thousands more the socket scenarios need are issued by a ``manage.py shell`` subprocess
+with the server's environment; events are caused over HTTP (``PATCH /api/v1/users/{id}``, which
+publishes ``user.updated`` to ``user.{id}``).
 
-Scenarios (each bounded in time):
-* fan-out: S sockets subscribed to one topic, E events ~250 bytes sent 20 ms apart; with the
-  channels-redis pub/sub layer (the default) and with the core layer, for comparison;
-* scale-out: the same load split across two server processes sharing Redis;
-* REST: GET /api/v1/auth/me (token check + user + roles) at a fixed concurrency.
+Figures (``loadtests/results/latest.json`` and ``.md``):
 
-Options: --sockets, --events, --quick (smaller numbers, for a smoke run).
+* ``ws_fanout`` at 1,000 and 5,000 sockets of one user subscribed to ``user.{id}``, 100
+  profile changes 20 ms apart: deliveries/s (from the first trigger to the last arrival),
+  p50/p99 latency (trigger sent -> frame parsed), lost/duplicated/out-of-order, server CPU
+  per delivery; the bare server gets the same load;
+* ``ws_connect``: sockets/s connected + authenticated + subscribed (distinct tokens), and the
+  reconnect storm: every socket of the 5,000 reconnects with ``since`` after events it missed;
+  seconds until all have them;
+* ``ws_memory``: server RSS per idle authenticated socket at 5,000;
+* ``rest``: ``GET /api/v1/auth/me`` at concurrency 32 against ``GET /api/v1/ping`` (a
+  constant JSON answer through the same stack) on the same server.
+
+``--profile`` records the server with py-spy during fan-out and connect (raw stacks under
+``loadtests/results/``). ``--quick`` is a smoke run with small numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
+import resource
+import shutil
+import signal
 import socket
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
-from contextlib import closing
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from loadtests.clients import ClientProcess, call_all, event_name
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench-results"
-RUN_ID = uuid.uuid4().hex[:6]
-DB_NAME = "triton_bench"
-REDIS_URL = "redis://127.0.0.1:6379/14"
+RESULTS = ROOT / "loadtests" / "results"
+PYTHON = ROOT / ".venv" / "bin" / "python"
+PASSWORD = "Bench-pass-8791!"
 
 
 def log(message: str) -> None:
@@ -44,330 +62,720 @@ def log(message: str) -> None:
 
 
 def free_port() -> int:
-    with closing(socket.socket()) as probe:
+    with contextlib.closing(socket.socket()) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
 
 
-def bench_env(layer: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("DJANGO_SECRET_KEY", f"bench-only-secret-key-{RUN_ID}")
+# --- processes ---------------------------------------------------------------------------------
+def listening_pid(port: int) -> int | None:
+    """The pid of the process that listens on 127.0.0.1:``port`` (the server itself, whatever
+    script started it)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as fh:
+            for line in fh.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if link.startswith("socket:[") and link[8:-1] in inodes:
+                        return int(pid)
+    return None
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pid: int, timeout: float = 20.0) -> None:
+    """Wait until the process stops burning CPU (closing sockets, flushing): no fixed sleep."""
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = cpu_seconds(pid)
+        if now - before < 0.03:
+            return
+        before = now
+
+
+class Process:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int) -> None:
+        self.name, self.port = name, port
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.log_path = RESULTS / f"{name}.log"
+        self.log_file = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.pid: int = 0
+
+    def wait_ready(self, url: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log_path}")
+            with contextlib.suppress(httpx.HTTPError, OSError):
+                if url.startswith("tcp:"):
+                    socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                else:
+                    httpx.get(url, timeout=5)
+                pid = listening_pid(self.port)
+                if pid:
+                    self.pid = pid
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not start; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            # run.sh stops its children on TERM; the group covers anything else it started.
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        self.log_file.close()
+
+
+def triton_env(server: str, var_dir: Path) -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER")
+    env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(
-        DJANGO_SETTINGS_MODULE="backend.settings",
-        DATABASE_URL=f"mysql://root@127.0.0.1:3306/{DB_NAME}",
-        REDIS_URL=REDIS_URL,
-        CELERY_BROKER_URL=REDIS_URL,
-        CHANNEL_LAYER=layer,
-        CHANNEL_LAYER_PREFIX=f"bench-{RUN_ID}-{layer}",
-        REALTIME_KEY_PREFIX=f"bench-{RUN_ID}:rt",
-        CACHE_KEY_PREFIX=f"bench-{RUN_ID}",
-        LOG_LEVEL="WARNING",
-        SERVE_STATIC="false",
-        WS_RATE_BURST="1000",
-        WS_SEND_QUEUE_BYTES=str(64 * 1024 * 1024),
+        HOST="127.0.0.1",
+        TRITON_SERVER=server,
+        TRITON_VAR_DIR=str(var_dir),
+        DJANGO_SUPERUSER_EMAIL="",
+        PYTHONUNBUFFERED="1",
     )
     return env
 
 
-class Server:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.log_path = RESULTS / f"server-{self.port}.log"
-        self.log_file = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            [
-                str(ROOT / ".venv/bin/daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "backend.asgi:application",
-            ],
+def start_triton(server: str, var_dir: Path) -> Process:
+    port = free_port()
+    env = triton_env(server, var_dir) | {"PORT": str(port)}
+    process = Process(f"triton-{server}", [str(ROOT / "scripts" / "run.sh")], env, port)
+    process.wait_ready(f"http://127.0.0.1:{port}/api/v1/ping")
+    return process
+
+
+def start_bare() -> Process:
+    port = free_port()
+    process = Process(
+        "bare", [str(PYTHON), "-m", "loadtests.bare", "--port", str(port)], dict(os.environ), port
+    )
+    process.wait_ready("tcp:")
+    return process
+
+
+class Profiler:
+    """``py-spy record`` on the server for the length of a ``with`` block (``--profile``)."""
+
+    def __init__(self, enabled: bool, pid: int, name: str) -> None:
+        self.enabled, self.pid, self.name = enabled, pid, name
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Profiler:
+        py_spy = shutil.which("py-spy", path=str(ROOT / ".venv" / "bin"))
+        if self.enabled and py_spy:
+            output = RESULTS / f"profile-{self.name}.txt"
+            self.process = subprocess.Popen(
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(self.pid),
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(output),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1)  # py-spy attaches before the load starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(30)
+
+
+# --- seeding over HTTP -------------------------------------------------------------------------
+@dataclass
+class Seed:
+    user_id: int
+    tokens: list[str]
+    writer_token: str
+    profile: dict[str, Any]
+
+
+ISSUE_TOKENS = """
+import json
+from django.db import transaction
+from backend.accounts.models import User
+from backend.accounts.tokens import token_issue
+user = User.objects.get(pk={user_id})
+with transaction.atomic():
+    tokens = [token_issue(user=user, device_name=f"bench {{n}}").plain_text for n in range({count})]
+print("TOKENS " + json.dumps(tokens))
+"""
+
+
+async def seed(base: str, env: dict[str, str], tokens_needed: int) -> Seed:
+    """One user registered over HTTP, a few tokens from HTTP logins, the rest issued by a
+    ``manage.py shell`` subprocess with the server's environment (thousands of logins would
+    take minutes; the socket path treats every token alike)."""
+    email = f"bench-{os.urandom(4).hex()}@example.com"
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        answer = await client.post(
+            "/api/v1/auth/register", json={"name": "bench", "email": email, "password": PASSWORD}
+        )
+        answer.raise_for_status()
+        body = answer.json()
+        user_id, writer_token = body["user"]["id"], body["token"]
+        tokens: list[str] = []
+        for n in range(min(tokens_needed, 20)):
+            reply = await client.post(
+                "/api/v1/auth/login",
+                json={"email": email, "password": PASSWORD, "device_name": f"socket {n}"},
+            )
+            reply.raise_for_status()
+            tokens.append(reply.json()["token"])
+        auth = {"Authorization": f"Bearer {writer_token}"}
+        me = await client.get("/api/v1/auth/me", headers=auth)
+        me.raise_for_status()
+    if tokens_needed > len(tokens):
+        script = ISSUE_TOKENS.format(user_id=user_id, count=tokens_needed - len(tokens))
+        issued = await asyncio.to_thread(
+            subprocess.run,
+            [str(PYTHON), "manage.py", "shell", "-v", "0", "-c", script],
             cwd=ROOT,
             env=env,
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
         )
+        line = next(x for x in issued.stdout.splitlines() if x.startswith("TOKENS "))
+        tokens += json.loads(line.removeprefix("TOKENS "))
+    return Seed(user_id, tokens, writer_token, me.json())
 
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with closing(socket.socket()) as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited; see {self.log_path}")
-            time.sleep(0.2)
-        raise RuntimeError("server did not start")
 
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
+# --- triggers: the write that causes each event ------------------------------------------------
+class Trigger:
+    async def fire(self, n: int) -> None:
+        raise NotImplementedError
 
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    async def aclose(self) -> None:
+        return None
 
-    def stop(self, keep_log: bool = False) -> None:
-        self.process.terminate()
+
+class RestTrigger(Trigger):
+    def __init__(self, base: str, seed: Seed) -> None:
+        self.client = httpx.AsyncClient(
+            base_url=base, timeout=60, headers={"Authorization": f"Bearer {seed.writer_token}"}
+        )
+        self.path = f"/api/v1/users/{seed.user_id}"
+        self.failures = 0
+
+    async def fire(self, n: int) -> None:
         try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log_file.close()
-        if not keep_log:
-            self.log_path.unlink(missing_ok=True)
+            answer = await self.client.patch(self.path, json={"name": event_name(n, time.time())})
+        except httpx.HTTPError:
+            self.failures += 1  # shows as lost deliveries too
+            return
+        self.failures += answer.status_code != 200
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
-def prepare_database() -> str:
-    """A fresh scratch database, migrated; returns an Admin's bearer token."""
-    import pymysql
+class BareTrigger(Trigger):
+    def __init__(self, url: str, seed: Seed) -> None:
+        self.url, self.seed = url, seed
+        self.ws: Any = None
 
-    connection = pymysql.connect(host="127.0.0.1", user="root", password="")
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
-        cursor.execute(f"CREATE DATABASE {DB_NAME} CHARACTER SET utf8mb4")
-    connection.close()
-    env = bench_env("pubsub")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-    )
-    os.environ.update(env)
-    import django
+    async def fire(self, n: int) -> None:
+        from websockets.asyncio.client import connect
 
-    django.setup()
-    from backend.accounts.models import User
-    from backend.accounts.services import superuser_ensure
-    from backend.accounts.tokens import token_issue
-
-    user = superuser_ensure(email="bench@example.com", password="bench-password-1")
-    assert isinstance(user, User)
-    return token_issue(user=user, device_name="bench").plain_text
-
-
-@dataclass
-class FanoutResult:
-    scenario: str
-    layer: str
-    servers: int
-    sockets: int
-    events: int
-    deliveries: int
-    expected: int
-    deliveries_per_second: float
-    latency_p50_ms: float
-    latency_p99_ms: float
-    latency_max_ms: float
-    server_rss_per_socket_kib: float
-    server_cpu_us_per_delivery: float
-
-
-async def open_subscriber(url: str, token: str, topic: str) -> Any:
-    from websockets.asyncio.client import connect
-
-    ws = await connect(url, max_size=None, ping_interval=None, open_timeout=20)
-    await ws.send(json.dumps({"type": "auth", "token": token}))
-    assert json.loads(await ws.recv())["type"] == "auth.ok"
-    await ws.send(json.dumps({"type": "subscribe", "topic": topic}))
-    while True:
-        frame = json.loads(await ws.recv())
-        if frame["type"] == "subscribed":
-            return ws
-
-
-async def fanout(
-    layer: str, servers_count: int, sockets: int, events: int, token: str
-) -> FanoutResult:
-    from realtime.publish import publish
-
-    topic = "dashboard"
-    latencies: list[float] = []
-    servers = [Server(bench_env(layer)) for _ in range(servers_count)]
-    try:
-        for server in servers:
-            server.wait_ready()
-        rss_before = sum(server.rss_kib() for server in servers)
-        log(f"{layer}: connecting {sockets} sockets to {servers_count} server(s)")
-        clients = []
-        for start in range(0, sockets, 100):
-            batch = [
-                open_subscriber(
-                    f"ws://127.0.0.1:{servers[i % servers_count].port}/ws/v1/", token, topic
-                )
-                for i in range(start, min(start + 100, sockets))
-            ]
-            clients.extend(await asyncio.gather(*batch))
-        rss_after = sum(server.rss_kib() for server in servers)
-        last_arrival = [0.0]
-
-        async def reader(ws: Any) -> None:
-            async for raw in ws:
-                frame = json.loads(raw)
-                if frame.get("type") == "event":
-                    now = time.time()
-                    latencies.append(now - frame["data"]["sent_at"])
-                    last_arrival[0] = now
-
-        readers = [asyncio.create_task(reader(ws)) for ws in clients]
-        cpu_before = sum(server.cpu_seconds() for server in servers)
-        log(f"{layer}: publishing {events} events, 20 ms apart")
-        first_send = time.time()
-        padding = "x" * 180
-        for n in range(events):
-            await asyncio.to_thread(
-                publish,
-                topic,
-                "dashboard.updated",
-                {"n": n, "sent_at": time.time(), "pad": padding},
+        if self.ws is None:
+            self.ws = await connect(self.url, compression=None, ping_interval=None)
+        data = dict(self.seed.profile, name=event_name(n, time.time()))
+        await self.ws.send(
+            json.dumps(
+                {"type": "publish", "topic": f"user.{self.seed.user_id}", "event": "user.updated"}
+                | {"data": data}
             )
-            await asyncio.sleep(0.02)
-        expected = sockets * events
-        deadline = time.monotonic() + 90
-        while len(latencies) < expected and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.2)
-        cpu_used = sum(server.cpu_seconds() for server in servers) - cpu_before
-        for task in readers:
-            task.cancel()
-        await asyncio.gather(*(ws.close() for ws in clients), return_exceptions=True)
-        ordered = sorted(latencies) or [0.0]
-        elapsed = max(last_arrival[0] - first_send, 1e-6)
-        return FanoutResult(
-            scenario="fan-out" if servers_count == 1 else "scale-out",
-            layer=layer,
-            servers=servers_count,
-            sockets=sockets,
-            events=events,
-            deliveries=len(latencies),
-            expected=expected,
-            deliveries_per_second=round(len(latencies) / elapsed),
-            latency_p50_ms=round(statistics.median(ordered) * 1000, 1),
-            latency_p99_ms=round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 1),
-            latency_max_ms=round(ordered[-1] * 1000, 1),
-            server_rss_per_socket_kib=round((rss_after - rss_before) / sockets, 1),
-            server_cpu_us_per_delivery=round(cpu_used / max(len(latencies), 1) * 1e6, 1),
         )
-    finally:
-        for server in servers:
-            server.stop(keep_log=len(latencies) < sockets * events)
+
+    async def aclose(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
 
 
-async def rest_latency(token: str, requests: int, concurrency: int) -> dict[str, Any]:
-    import httpx
+async def fire_schedule(trigger: Trigger, numbers: range, interval: float) -> float:
+    """Fire one trigger every ``interval`` seconds (not waiting for answers); the start time."""
+    started = time.time()
+    tasks = []
+    for index, n in enumerate(numbers):
+        delay = started + index * interval - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(trigger.fire(n)))
+    await asyncio.gather(*tasks)
+    return started
 
-    server = Server(bench_env("pubsub"))
-    try:
-        server.wait_ready()
-        url = f"http://127.0.0.1:{server.port}/api/v1/auth/me"
-        headers = {"Authorization": f"Bearer {token}"}
-        latencies: list[float] = []
-        failures = 0
-        async with httpx.AsyncClient(timeout=30) as client:
-            await client.get(url, headers=headers)  # warm-up
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            for n in range(requests):
-                queue.put_nowait(n)
 
-            async def worker() -> None:
-                nonlocal failures
-                while not queue.empty():
-                    queue.get_nowait()
-                    started = time.perf_counter()
-                    response = await client.get(url, headers=headers)
-                    latencies.append(time.perf_counter() - started)
-                    failures += response.status_code != 200
+# --- scenarios ---------------------------------------------------------------------------------
+def split(items: list[str], parts: int) -> list[list[str]]:
+    return [items[i::parts] for i in range(parts)]
 
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            elapsed = time.perf_counter() - started
-        ordered = sorted(latencies)
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, clients: list[ClientProcess]) -> None:
+        self.args = args
+        self.clients = clients
+        self.next_event = 0
+
+    def numbers(self, count: int) -> range:
+        start = self.next_event
+        self.next_event += count
+        return range(start, start + count)
+
+    async def connect(self, url: str, tokens: list[str], topic: str) -> dict[str, Any]:
+        replies = await call_all(
+            self.clients,
+            "connect",
+            url=url,
+            per_client={"tokens": split(tokens, len(self.clients))},
+            topic=topic,
+            concurrency=self.args.connect_concurrency,
+        )
+        opened = sum(r["opened"] for r in replies)
+        failed = sum(r["failed"] for r in replies)
+        elapsed = max(r["finished"] for r in replies) - min(r["started"] for r in replies)
+        if failed:
+            log(f"  {failed} sockets failed to open: {[e for r in replies for e in r['errors']]}")
+        return {"opened": opened, "failed": failed, "seconds": elapsed}
+
+    async def close(self, pid: int) -> None:
+        await call_all(self.clients, "close")
+        await asyncio.to_thread(settle, pid)
+
+    async def deliver(
+        self, trigger: Trigger, pid: int, events: int, interval: float = 0.02
+    ) -> dict[str, Any]:
+        numbers = self.numbers(events)
+        await call_all(self.clients, "expect", numbers=list(numbers))
+        cpu_before = cpu_seconds(pid)
+        first_send = await fire_schedule(trigger, numbers, interval)
+        replies = await call_all(self.clients, "collect", wait_s=self.args.collect_timeout)
+        cpu_used = cpu_seconds(pid) - cpu_before
+        latencies = sorted(x for r in replies for x in r["latencies"])
+        unique = sum(r["unique"] for r in replies)
+        expected = sum(r["expected"] for r in replies)
+        last_arrival = max(r["last_arrival"] for r in replies)
+        elapsed = max(last_arrival - first_send, 1e-6)
         return {
-            "scenario": "rest GET /api/v1/auth/me",
-            "requests": requests,
-            "concurrency": concurrency,
-            "failures": failures,
-            "requests_per_second": round(requests / elapsed),
-            "latency_p50_ms": round(statistics.median(ordered) * 1000, 1),
-            "latency_p99_ms": round(ordered[int(len(ordered) * 0.99) - 1] * 1000, 1),
+            "expected": expected,
+            "delivered": unique,
+            "lost": expected - unique,
+            "duplicated": sum(r["duplicates"] for r in replies),
+            "out_of_order": sum(r["out_of_order"] for r in replies),
+            "deliveries_per_s": round(unique / elapsed),
+            "p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+            "max_ms": round((latencies[-1] if latencies else 0) * 1000, 1),
+            "server_cpu_us_per_delivery": round(cpu_used / max(unique, 1) * 1e6, 1),
+            "last_arrival": last_arrival,
         }
-    finally:
-        server.stop()
 
-
-def write_results(results: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Run {results['started_at']} on {results['machine']}.",
-        "",
-        "| scenario | layer | servers | sockets | events | delivered/expected | deliveries/s "
-        "| p50 ms | p99 ms | max ms | server RSS KiB/socket | server CPU µs/delivery |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results["fanout"]:
-        lines.append(
-            f"| {r['scenario']} | {r['layer']} | {r['servers']} | {r['sockets']} | {r['events']} "
-            f"| {r['deliveries']}/{r['expected']} | {r['deliveries_per_second']} "
-            f"| {r['latency_p50_ms']} | {r['latency_p99_ms']} | {r['latency_max_ms']} "
-            f"| {r['server_rss_per_socket_kib']} | {r['server_cpu_us_per_delivery']} |"
+    async def storm(self, url: str, topic: str, trigger: Trigger, pid: int) -> dict[str, Any]:
+        """Every socket drops, events happen meanwhile, every socket comes back with since."""
+        await call_all(self.clients, "close")
+        numbers = self.numbers(self.args.storm_events)
+        for n in numbers:
+            await trigger.fire(n)  # committed (answered) before anyone reconnects
+        await asyncio.to_thread(settle, pid)
+        await call_all(self.clients, "expect", numbers=list(numbers))
+        started = time.time()
+        replies = await call_all(
+            self.clients,
+            "connect",
+            url=url,
+            per_client={"tokens": [[] for _ in self.clients]},
+            topic=topic,
+            concurrency=self.args.connect_concurrency,
+            resume=True,
         )
-    rest = results["rest"]
-    lines += [
+        collected = await call_all(self.clients, "collect", wait_s=self.args.collect_timeout)
+        unique = sum(r["unique"] for r in collected)
+        expected = sum(r["expected"] for r in collected)
+        done = max(max(r["last_arrival"] for r in collected), max(r["finished"] for r in replies))
+        return {
+            "sockets": sum(r["opened"] for r in replies),
+            "failed": sum(r["failed"] for r in replies),
+            "missed_events": len(numbers),
+            "recovered": unique,
+            "expected": expected,
+            "seconds": round(done - started, 2),
+        }
+
+
+async def rest_load(
+    port: int, path: str, token: str, requests: int, concurrency: int
+) -> dict[str, Any]:
+    """Keep-alive HTTP/1.1 GETs over raw streams (a client far lighter than the server)."""
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nAccept: application/json\r\n\r\n"
+    ).encode()
+    latencies: list[float] = []
+    failures = 0
+    remaining = [requests]
+
+    async def worker() -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                started = time.perf_counter()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                failures += not head.startswith(b"HTTP/1.1 200")
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ordered = sorted(latencies)
+    return {
+        "requests": requests,
+        "concurrency": concurrency,
+        "failures": failures,
+        "rps": round(len(ordered) / elapsed),
+        "p50_ms": round(percentile(ordered, 0.5) * 1000, 1),
+        "p99_ms": round(percentile(ordered, 0.99) * 1000, 1),
+    }
+
+
+# --- one server under test ---------------------------------------------------------------------
+async def measure_server(
+    args: argparse.Namespace, server: str, var_dir: Path, seed_cache: list[Seed]
+) -> dict[str, Any]:
+    log(f"starting scripts/run.sh with TRITON_SERVER={server}")
+    triton = start_triton(server, var_dir)
+    try:
+        bare = start_bare()
+    except BaseException:
+        triton.stop()
+        raise
+    clients = [ClientProcess() for _ in range(args.client_processes)]
+    bench = Bench(args, clients)
+    base = f"http://127.0.0.1:{triton.port}"
+    triton_ws = f"ws://127.0.0.1:{triton.port}/ws/v1/"
+    bare_ws = f"ws://127.0.0.1:{bare.port}/ws/v1/"
+    result: dict[str, Any] = {"server": server, "server_pid": triton.pid}
+    try:
+        if not seed_cache:
+            log(f"seeding one user and {args.tokens} tokens over HTTP")
+            seed_cache.append(await seed(base, triton_env(server, var_dir), args.tokens))
+        the_seed = seed_cache[0]
+        topic = f"user.{the_seed.user_id}"
+        rest_trigger = RestTrigger(base, the_seed)
+        bare_trigger = BareTrigger(bare_ws, the_seed)
+        await rest_trigger.fire(bench.numbers(1)[0])  # warm-up: first write, first publish
+
+        # Connect rate: distinct tokens, all at once through the client processes.
+        connect_n = min(args.connect_sockets, len(the_seed.tokens))
+        with Profiler(args.profile, triton.pid, f"{server}-connect"):
+            triton_connect = await bench.connect(triton_ws, the_seed.tokens[:connect_n], topic)
+        await bench.close(triton.pid)
+        bare_connect = await bench.connect(bare_ws, the_seed.tokens[:connect_n], topic)
+        await bench.close(bare.pid)
+        result["ws_connect"] = {
+            "sockets": connect_n,
+            "sockets_per_s": round(triton_connect["opened"] / triton_connect["seconds"]),
+            "ceiling_sockets_per_s": round(bare_connect["opened"] / bare_connect["seconds"]),
+            "failed": triton_connect["failed"],
+        }
+        log(f"  connect: {result['ws_connect']}")
+
+        result["ws_fanout"] = []
+        for subscribers in args.subscribers:
+            tokens = the_seed.tokens[:subscribers]
+            row: dict[str, Any] = {"subscribers": subscribers, "events": args.events}
+            rss_before = rss_kib(triton.pid)
+            opened = await bench.connect(triton_ws, tokens, topic)
+            if subscribers == max(args.subscribers):
+                await asyncio.to_thread(settle, triton.pid)
+                result["ws_memory"] = {
+                    "sockets": opened["opened"],
+                    "kib_per_socket": round((rss_kib(triton.pid) - rss_before) / subscribers, 1),
+                }
+            with Profiler(
+                args.profile and subscribers == min(args.subscribers),
+                triton.pid,
+                f"{server}-fanout-{subscribers}",
+            ):
+                triton_run = await bench.deliver(rest_trigger, triton.pid, args.events)
+            if subscribers == max(args.subscribers) and args.storm_events:
+                log(f"  reconnect storm: {subscribers} sockets resume with since")
+                result["ws_connect"]["storm"] = await bench.storm(
+                    triton_ws, topic, rest_trigger, triton.pid
+                )
+                result["ws_connect"]["storm_s"] = result["ws_connect"]["storm"]["seconds"]
+            await bench.close(triton.pid)
+
+            bare_rss_before = rss_kib(bare.pid)
+            await bench.connect(bare_ws, tokens, topic)
+            if subscribers == max(args.subscribers):
+                result["ws_memory"]["ceiling_kib_per_socket"] = round(
+                    (rss_kib(bare.pid) - bare_rss_before) / subscribers, 1
+                )
+            bare_run = await bench.deliver(bare_trigger, bare.pid, args.events)
+            await bench.close(bare.pid)
+            row.update(
+                deliveries_per_s=triton_run["deliveries_per_s"],
+                ceiling_deliveries_per_s=bare_run["deliveries_per_s"],
+                p50_ms=triton_run["p50_ms"],
+                p99_ms=triton_run["p99_ms"],
+                ceiling_p50_ms=bare_run["p50_ms"],
+                ceiling_p99_ms=bare_run["p99_ms"],
+                lost=triton_run["lost"],
+                duplicated=triton_run["duplicated"],
+                out_of_order=triton_run["out_of_order"],
+                server_cpu_us_per_delivery=triton_run["server_cpu_us_per_delivery"],
+                ceiling_cpu_us_per_delivery=bare_run["server_cpu_us_per_delivery"],
+                rest_trigger_failures=rest_trigger.failures,
+            )
+            row["percent_of_ceiling"] = round(
+                100 * row["deliveries_per_s"] / max(row["ceiling_deliveries_per_s"], 1)
+            )
+            result["ws_fanout"].append(row)
+            log(f"  fan-out {subscribers}: {row}")
+        await rest_trigger.aclose()
+        await bare_trigger.aclose()
+
+        log(f"  REST: {args.rest_requests} GET /auth/me and /ping at concurrency 32")
+        token = the_seed.writer_token
+        await rest_load(triton.port, "/api/v1/auth/me", token, 200, 8)  # warm-up
+        me = await rest_load(triton.port, "/api/v1/auth/me", token, args.rest_requests, 32)
+        ping = await rest_load(triton.port, "/api/v1/ping", token, args.rest_requests, 32)
+        result["rest"] = {
+            "me_rps": me["rps"],
+            "baseline_rps": ping["rps"],
+            "me_p50_ms": me["p50_ms"],
+            "me_p99_ms": me["p99_ms"],
+            "baseline_p99_ms": ping["p99_ms"],
+            "failures": me["failures"] + ping["failures"],
+            "requests": args.rest_requests,
+            "concurrency": 32,
+        }
+        log(f"  REST: {result['rest']}")
+    finally:
+        for client in clients:
+            client.stop()
+        triton.stop()
+        bare.stop()
+    return result
+
+
+# --- output ------------------------------------------------------------------------------------
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in ("django", "channels", "uvicorn", "daphne", "websockets", "uvloop", "twisted"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        f"Triton bench {results['date']} on {results['machine']['summary']}; "
+        f"default server {results['server']}.",
         "",
-        "| REST scenario | requests | concurrency | failures | req/s | p50 ms | p99 ms |",
-        "|---|---|---|---|---|---|---|",
-        f"| {rest['scenario']} | {rest['requests']} | {rest['concurrency']} | {rest['failures']} "
-        f"| {rest['requests_per_second']} | {rest['latency_p50_ms']} | {rest['latency_p99_ms']} |",
-        "",
+        "| server | figure | Triton | bare baseline | % of bare | goal |",
+        "|---|---|---|---|---|---|",
     ]
-    (RESULTS / "latest.md").write_text("\n".join(lines))
+    for by in results["by_server"].values():
+        name = by["server"]
+        for row in by["ws_fanout"]:
+            n = row["subscribers"]
+            lines.append(
+                f"| {name} | fan-out {n}: deliveries/s | {row['deliveries_per_s']} "
+                f"| {row['ceiling_deliveries_per_s']} | {row['percent_of_ceiling']}% "
+                "| ≥ 80% (daphne ≥ 50%) |"
+            )
+            lines.append(
+                f"| {name} | fan-out {n}: p50 / p99 ms | {row['p50_ms']} / {row['p99_ms']} "
+                f"| {row['ceiling_p50_ms']} / {row['ceiling_p99_ms']} | | p99 ≤ 50 |"
+            )
+            lines.append(
+                f"| {name} | fan-out {n}: lost / duplicated / out of order "
+                f"| {row['lost']} / {row['duplicated']} / {row['out_of_order']} | | | 0 / 0 / 0 |"
+            )
+            lines.append(
+                f"| {name} | fan-out {n}: server CPU µs/delivery "
+                f"| {row['server_cpu_us_per_delivery']} | {row['ceiling_cpu_us_per_delivery']} "
+                "| | |"
+            )
+        connect = by["ws_connect"]
+        lines.append(
+            f"| {name} | connect {connect['sockets']}: sockets/s | {connect['sockets_per_s']} "
+            f"| {connect['ceiling_sockets_per_s']} "
+            f"| {round(100 * connect['sockets_per_s'] / max(connect['ceiling_sockets_per_s'], 1))}%"
+            " | ≥ 1000 |"
+        )
+        if "storm" in connect:
+            storm = connect["storm"]
+            lines.append(
+                f"| {name} | reconnect storm {storm['sockets']} with since: s "
+                f"(recovered {storm['recovered']}/{storm['expected']}) | {storm['seconds']} "
+                "| | | ≤ 5 |"
+            )
+        if "ws_memory" in by:
+            memory = by["ws_memory"]
+            lines.append(
+                f"| {name} | memory at {memory['sockets']} sockets: KiB/socket "
+                f"| {memory['kib_per_socket']} | {memory['ceiling_kib_per_socket']} | | |"
+            )
+        rest = by["rest"]
+        lines.append(
+            f"| {name} | REST GET /auth/me req/s (c=32) | {rest['me_rps']} "
+            f"| {rest['baseline_rps']} (/ping) "
+            f"| {round(100 * rest['me_rps'] / max(rest['baseline_rps'], 1))}% | ≥ 500 |"
+        )
+        lines.append(
+            f"| {name} | REST GET /auth/me p50 / p99 ms | {rest['me_p50_ms']} / "
+            f"{rest['me_p99_ms']} | / {rest['baseline_p99_ms']} | | p99 ≤ 100 |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sockets", type=int, default=1000)
-    parser.add_argument("--events", type=int, default=100)
-    parser.add_argument("--rest-requests", type=int, default=2000)
-    parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
-        "--scenarios", default="pubsub:1,core:1,pubsub:2", help="layer:servers, comma-separated"
+        "--servers",
+        default="uvicorn,daphne",
+        help="comma-separated; the first is measured in full, the others at the first size",
     )
+    parser.add_argument("--subscribers", default="1000,5000")
+    parser.add_argument("--events", type=int, default=100)
+    parser.add_argument("--connect-sockets", type=int, default=2000)
+    parser.add_argument("--storm-events", type=int, default=10)
+    parser.add_argument("--rest-requests", type=int, default=5000)
+    parser.add_argument("--client-processes", type=int, default=3)
+    parser.add_argument("--connect-concurrency", type=int, default=200, help="per client process")
+    parser.add_argument("--collect-timeout", type=float, default=60)
+    parser.add_argument("--profile", action="store_true", help="py-spy the server (raw stacks)")
+    parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
+    parser.add_argument("--output", default=str(RESULTS / "latest"), help="path without suffix")
     args = parser.parse_args()
+    args.subscribers = [int(n) for n in args.subscribers.split(",")]
     if args.quick:
-        args.sockets, args.events, args.rest_requests = 100, 20, 200
-    RESULTS.mkdir(exist_ok=True)
-    log("preparing a scratch database")
-    token = prepare_database()
-    results: dict[str, Any] = {
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
-        "fanout": [],
+        args.subscribers, args.events, args.connect_sockets = [50, 100], 10, 100
+        args.rest_requests, args.client_processes, args.storm_events = 300, 2, 3
+        args.collect_timeout = 20
+    args.tokens = max([*args.subscribers, args.connect_sockets])
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    servers = args.servers.split(",")
+    started = time.time()
+    var_dir = Path(tempfile.mkdtemp(prefix="triton-bench-"))
+    seed_cache: list[Seed] = []
+    by_server: dict[str, Any] = {}
+    try:
+        for index, server in enumerate(servers):
+            if index:
+                # The other servers at the smallest size only: the run stays under 10 minutes.
+                args = argparse.Namespace(**{**vars(args), "subscribers": args.subscribers[:1]})
+            by_server[server] = asyncio.run(measure_server(args, server, var_dir, seed_cache))
+    finally:
+        shutil.rmtree(var_dir, ignore_errors=True)
+    default = by_server[servers[0]]
+    fanout = {str(row["subscribers"]): row for row in default["ws_fanout"]}
+    results = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "duration_s": round(time.time() - started),
+        "machine": {
+            "summary": f"{platform.machine()}, {os.cpu_count()} cores, "
+            f"{platform.python_implementation()} {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}",
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+        },
+        "versions": versions(),
+        "server": servers[0],
+        "options": {k: v for k, v in vars(args).items() if k not in ("output",)},
+        "ws_fanout": fanout,
+        "ws_connect": default["ws_connect"],
+        "ws_memory": default.get("ws_memory"),
+        "rest": default["rest"],
+        "by_server": by_server,
     }
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    text = table(results)
+    output.with_suffix(".md").write_text("# Benchmark results\n\n" + text)
+    print(text)
+    log(f"written to {output.with_suffix('.json')} and .md in {results['duration_s']} s")
+    if any(
+        row["lost"] or row["duplicated"] or row["out_of_order"]
+        for by in by_server.values()
+        for row in by["ws_fanout"]
+    ):
+        sys.exit(1)
 
-    async def run_all() -> None:
-        for spec in args.scenarios.split(","):
-            layer, servers = spec.split(":")[0], int(spec.split(":")[1])
-            result = await fanout(layer, servers, args.sockets, args.events, token)
-            log(
-                f"{result.scenario}/{layer}: {result.deliveries}/{result.expected} delivered, "
-                f"{result.deliveries_per_second}/s, p50 {result.latency_p50_ms} ms, "
-                f"p99 {result.latency_p99_ms} ms"
-            )
-            results["fanout"].append(asdict(result))
-        log(f"REST: {args.rest_requests} requests")
-        results["rest"] = await rest_latency(token, args.rest_requests, concurrency=32)
-        log(
-            f"REST: {results['rest']['requests_per_second']} req/s, "
-            f"p99 {results['rest']['latency_p99_ms']} ms"
-        )
 
-    asyncio.run(run_all())
-    write_results(results)
-    log(f"written to {RESULTS / 'latest.md'}")
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
 
 
 if __name__ == "__main__":

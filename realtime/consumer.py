@@ -17,14 +17,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
 
-from backend.accounts.models import User
+from backend.accounts.selectors import user_get_fresh
 from backend.accounts.tokens import token_authenticate, token_parse
 from backend.core.errors import BadRequest, DomainError, NotFound, PermissionDenied
+from realtime import transport
 from realtime.frames import FrameContext, get_frame_type, validate_payload
 from realtime.history import Offset, StoredEvent, get_history
 from realtime.hub import Hub, event_frame, get_hub, spawn
@@ -81,39 +83,8 @@ class TokenBucket:
         return True
 
 
-def _pending_bytes(base_send: Any) -> int:
-    """Bytes the server has accepted for this socket but not yet written to the network.
-
-    daphne hands frames to Twisted, which buffers without limit; its transport is reachable
-    through the ``send`` callable daphne gives the application (``partial(handle_reply,
-    protocol)``). Other servers: 0, and their own flow control applies.
-    """
-    protocol = getattr(base_send, "args", (None,))[0]
-    transport = getattr(protocol, "transport", None)
-    if transport is None:
-        return 0
-    buffered = getattr(transport, "dataBuffer", b"")
-    return len(buffered) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
-
-
 def _reserved_close_code(code: int) -> bool:
     return code != 1000 and not 3000 <= code <= 4999
-
-
-def _limit_incoming_message_size(base_send: Any) -> bool:
-    """Make daphne's websocket protocol (autobahn) refuse messages over WS_MAX_FRAME_BYTES
-    itself: it closes with 1009 as the oversized message starts arriving, without buffering
-    it (an application may not send 1009; autobahn only allows 1000 and 3000-4999). Set on
-    this connection's protocol before the handshake completes, so it holds for every frame.
-    False for other servers: the consumer's own size check then applies."""
-    protocol = getattr(base_send, "args", (None,))[0]
-    if protocol is None or not hasattr(protocol, "maxMessagePayloadSize"):
-        return False
-    protocol.maxMessagePayloadSize = settings.WS_MAX_FRAME_BYTES
-    protocol.maxFramePayloadSize = settings.WS_MAX_FRAME_BYTES
-    # Send the close frame (1009) rather than dropping the TCP connection without a reason.
-    protocol.failByDrop = False
-    return True
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
@@ -137,8 +108,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self._timers: list[asyncio.TimerHandle] = []
         self._stalled_since: float | None = None
-        _limit_incoming_message_size(self.base_send)
+        # The portable path's queue (servers realtime.transport does not know).
+        self._queue: deque[str] = deque()
+        self._queued_bytes = 0
+        self._drain_task: asyncio.Task[None] | None = None
+        transport.limit_incoming_message_size(self.base_send, settings.WS_MAX_FRAME_BYTES)
         await self.accept()
+        self.writer = transport.direct_writer(self.base_send)
         loop = asyncio.get_running_loop()
         self._timers.append(
             loop.call_later(settings.WS_AUTH_TIMEOUT, self._close_soon, CLOSE_AUTH_TIMEOUT)
@@ -152,21 +128,32 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.closing = True
-        if isinstance(code, int) and not isinstance(code, bool) and _reserved_close_code(code):
-            protocol = getattr(self.base_send, "args", (None,))[0]
-            send_close_frame = getattr(protocol, "sendCloseFrame", None)
-            if send_close_frame is not None:
-                # daphne's protocol (autobahn) lets applications close with 1000 and
-                # 3000-4999 only; 1012 (restart: resubscribe with since) goes out directly.
-                send_close_frame(code=code, isReply=False)
-                return
+        if (
+            isinstance(code, int)
+            and not isinstance(code, bool)
+            # Reserved codes (1012) under daphne, and every close under uvicorn, need the
+            # server's internals (see realtime/transport.py).
+            and transport.close_directly(self.base_send, code, reserved=_reserved_close_code(code))
+        ):
+            return
         await super().close(code=code, reason=reason)
 
     async def close_revoked(self) -> None:
         await self.close(code=CLOSE_UNAUTHORIZED)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels hops to the database thread before every message to close stale
+        # connections (aclose_old_connections); every database call here goes through
+        # database_sync_to_async, which does that itself, so the hop is skipped.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def disconnect(self, code: int) -> None:
         self.closing = True
+        if self._drain_task is not None:
+            self._drain_task.cancel()
         for timer in self._timers:
             timer.cancel()
         for subscription in self.subscriptions.values():
@@ -184,20 +171,69 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self._presence_leave(topic)
 
     # --- outbound ---------------------------------------------------------------------------
+    def _unsent_bytes(self) -> int:
+        return self._queued_bytes + transport.pending_bytes(self.base_send)
+
+    def _over_budget(self) -> bool:
+        if self._unsent_bytes() <= settings.WS_SEND_QUEUE_BYTES:
+            return False
+        logger.warning("closing a socket that reads too slowly", extra={"user_id": self.user_id})
+        return True
+
     async def send_text(self, frame: str) -> bool:
         """Send one frame within the socket's budget: every frame (live, replayed, replies)
         counts against ``WS_SEND_QUEUE_BYTES``; past it the socket is closed (4008). False
         once the socket is closing."""
         if self.closing:
             return False
+        if self._draining():
+            return self._enqueue(frame)  # behind the frames already queued, in order
         await self.send(text_data=frame)
-        if _pending_bytes(self.base_send) > settings.WS_SEND_QUEUE_BYTES:
-            logger.warning(
-                "closing a socket that reads too slowly", extra={"user_id": self.user_id}
-            )
+        if self._over_budget():
             await self.close(code=CLOSE_TOO_SLOW)
             return False
         return True
+
+    def push(self, frame: str, framed: bytes) -> bool:
+        """Send a frame without awaiting (the hub's fan-out): ``framed`` is ``frame`` as a
+        websocket frame (realtime.transport.text_frame), written straight to the transport
+        when the server allows it, else queued for ASGI send. False once closing."""
+        if self.closing:
+            return False
+        if self.writer is None or self._draining():
+            return self._enqueue(frame)
+        if not self.writer.write(framed):
+            return False
+        if self.writer.buffered() > settings.WS_SEND_QUEUE_BYTES and self._over_budget():
+            self.closing_soon(CLOSE_TOO_SLOW)
+            return False
+        return True
+
+    def closing_soon(self, code: int) -> None:
+        spawn(self.close(code=code))
+
+    def _enqueue(self, frame: str) -> bool:
+        """The portable path: a per-socket queue drained by one task with ASGI send, so a
+        server whose send waits for a slow reader holds up this socket only."""
+        self._queue.append(frame)
+        self._queued_bytes += len(frame)
+        if self._over_budget():
+            self._queue.clear()
+            self._queued_bytes = 0
+            self.closing_soon(CLOSE_TOO_SLOW)
+            return False
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = asyncio.create_task(self._drain())
+        return True
+
+    def _draining(self) -> bool:
+        return bool(self._queue) or (self._drain_task is not None and not self._drain_task.done())
+
+    async def _drain(self) -> None:
+        while self._queue and not self.closing:
+            frame = self._queue.popleft()
+            self._queued_bytes -= len(frame)
+            await self.send(text_data=frame)
 
     async def send_paced(self, frame: str) -> bool:
         """Send a frame the server chose to send now (a replay), once the socket's queue is
@@ -205,7 +241,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         A client that stops reading is closed (4008) after SEND_STALL_TIMEOUT; re-asking for
         replays does not restart that clock. False once the socket is closing."""
         loop = asyncio.get_running_loop()
-        while _pending_bytes(self.base_send) > settings.WS_SEND_QUEUE_BYTES // 2:
+        while self._unsent_bytes() > settings.WS_SEND_QUEUE_BYTES // 2:
             if self.closing:
                 return False
             now = loop.time()
@@ -232,8 +268,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             frame["id"] = request_id
         await self.send_json(frame)
 
-    async def deliver(self, topic: str, offset: Offset | None, frame: str) -> None:
-        """Called by the hub for each event of a topic this socket subscribed to."""
+    def deliver(self, topic: str, offset: Offset | None, frame: str, framed: bytes) -> None:
+        """Called by the hub for each event of a topic this socket subscribed to; never
+        awaits, so the hub writes one event to all its sockets in one go."""
         subscription = self.subscriptions.get(topic)
         if subscription is None or self.closing:
             return
@@ -243,14 +280,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 subscription.buffer_bytes += len(frame)
                 if subscription.buffer_bytes > settings.WS_SEND_QUEUE_BYTES:
                     # The topic runs faster than the client reads its replay.
-                    await self.close(code=CLOSE_TOO_SLOW)
+                    self.closing_soon(CLOSE_TOO_SLOW)
                 return
             if offset.epoch == subscription.epoch and offset.seq <= subscription.last_seq:
                 return
             subscription.epoch, subscription.last_seq = offset.epoch, offset.seq
         elif subscription.buffer is not None:
             return  # transient frames are not worth replaying
-        await self.send_text(frame)
+        self.push(frame, framed)
 
     # --- inbound ----------------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -324,7 +361,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # Registered before the check, so a revocation racing the check still finds us.
         self.token_id = parsed.token_id
         self.hub.register(self)
-        access_token = await database_sync_to_async(token_authenticate)(frame["token"])
+        access_token = await database_sync_to_async(token_authenticate)(
+            frame["token"], defer_last_used=True
+        )
         if access_token is None or self.closing:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -346,7 +385,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _authorize(self, topic_name: object) -> Topic:
         def check() -> Topic:
             # A fresh user each time: roles may have changed since the socket authenticated.
-            user = User.objects.filter(pk=self.user_id).first()
+            user = user_get_fresh(self.user_id or 0)
             if user is None:
                 raise PermissionDenied(detail="unknown user")
             return authorize_topic(user, topic_name)

@@ -29,6 +29,7 @@ from django.conf import settings
 from realtime.history import Offset, StoredEvent, get_history
 from realtime.publish import CONTROL_GROUP, publish_ephemeral, topic_group
 from realtime.topics import presence_event_data
+from realtime.transport import text_frame
 
 if TYPE_CHECKING:
     from realtime.consumer import RealtimeConsumer
@@ -208,10 +209,13 @@ class Hub:
     async def _fan_out(
         self, state: TopicState, offset: Offset | None, frame: str, skip_user: int | None = None
     ) -> None:
+        # Framed once; each socket gets the same bytes, written without awaiting (see
+        # realtime/transport.py), so a socket that does not read holds up no other.
+        framed = text_frame(frame.encode())
         for consumer in list(state.subscribers):
             if skip_user is not None and consumer.user_id == skip_user:
                 continue
-            await consumer.deliver(state.topic, offset, frame)
+            consumer.deliver(state.topic, offset, frame, framed)
 
     # --- repair and presence heartbeat ------------------------------------------------------
     async def _sync_loop(self) -> None:

@@ -12,7 +12,8 @@ Started by scripts/run.sh with the project's virtualenv Python. In order:
    channel layer, history and Celery broker. If it cannot start: in-process defaults;
 4. `manage.py migrate`, `ensure_superuser`, `collectstatic`;
 5. with a broker: a Celery worker and a separate Celery beat;
-6. daphne on HOST:PORT, its output on this terminal.
+6. the ASGI server (scripts/serve.sh: uvicorn, or daphne with TRITON_SERVER=daphne) on
+   HOST:PORT, its output on this terminal.
 
 Every long-running child gets its own process group. A child that dies is restarted with
 exponential backoff (1 s doubling to 30 s; back to 1 s once it has run for 30 s) and the death is
@@ -456,10 +457,13 @@ class Supervisor:
         port = self.setting("PORT") or "8000"
         url_host = f"[{host}]" if ":" in host else host
         url = f"http://{url_host}:{port}"
-        log(f"starting daphne on {url}")
+        server_name = self.setting("TRITON_SERVER") or "uvicorn"
+        log(f"starting {server_name} on {url}")
+        # scripts/serve.sh execs the ASGI server TRITON_SERVER names (uvicorn by default,
+        # daphne supported): the child's pid is the server's.
         daphne = Child(
-            name="daphne",
-            argv=[str(VENV_BIN / "daphne"), "-b", host, "-p", port, "backend.asgi:application"],
+            name="server",
+            argv=[str(ROOT / "scripts" / "serve.sh"), host, port],
             env=self.env,
         )
         daphne.spawn()
@@ -468,11 +472,11 @@ class Supervisor:
         while not self.port_answers(host, int(port)):
             status = daphne.reap_if_dead()
             if status is not None:
-                warn(f"daphne exited at start-up ({describe_status(status)})")
+                warn(f"{server_name} exited at start-up ({describe_status(status)})")
                 daphne.process = None
                 raise Stop(1)
             if time.monotonic() > deadline:
-                warn("daphne did not listen within 60 s")
+                warn(f"{server_name} did not listen within 60 s")
                 raise Stop(1)
             sleep(POLL_INTERVAL)
         ws_url = url.replace("http", "ws", 1)

@@ -57,7 +57,7 @@ _CHILD_PATTERNS = {
     "valkey": re.compile(r"valkey-server"),
     "worker": re.compile(r"celery -A workers worker"),
     "beat": re.compile(r"celery -A workers beat"),
-    "daphne": re.compile(r"daphne -b"),
+    "server": re.compile(r"daphne -b|uvicorn backend\.asgi"),
 }
 
 
@@ -153,7 +153,7 @@ class Running:
         return found
 
     def child_pid(self, name: str) -> int | None:
-        """The pid of the supervisor's live child called `name` (valkey, worker, beat, daphne)."""
+        """The pid of the supervisor's live child called `name` (valkey, worker, beat, server)."""
         supervisor = self.supervisor_pid()
         for pid in _descendants(supervisor):
             if _parent_of(pid) != supervisor or not _alive(pid):
@@ -367,7 +367,7 @@ def test_make_run_restarts_killed_children_and_ctrl_c_leaves_none(
     )
     assert status == 201, body
 
-    for name in ("valkey", "worker", "beat", "daphne"):
+    for name in ("valkey", "worker", "beat", "server"):
         old = running.child_pid(name)
         assert old is not None, f"no {name} running:\n{running.output}"
         running.note_descendants()

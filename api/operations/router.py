@@ -147,3 +147,14 @@ def health(request: HttpRequest) -> HttpResponse:
 )
 def metrics(request: HttpRequest) -> HttpResponse:
     return _metrics_response(request)
+
+
+@router.get(
+    "/ping",
+    auth=None,
+    response={200: dict[str, str]},
+    summary="Constant answer: the server is up (no dependency is checked)",
+    description="Liveness only; `make bench` uses it as the REST baseline of the same stack.",
+)
+async def ping(request: HttpRequest) -> dict[str, str]:
+    return {"status": "ok"}

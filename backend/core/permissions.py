@@ -286,13 +286,16 @@ def revoke_perm(user: AbstractBaseUser, name: str, obj: Model) -> None:
     remove_perm(spec.perm, user, obj)
 
 
-def permission_names(user: AnyUser) -> list[str]:
-    """The catalog names ``user`` holds globally (every name for a superuser)."""
+def permission_names(user: AnyUser, *, held: set[str] | None = None) -> list[str]:
+    """The catalog names ``user`` holds globally (every name for a superuser). ``held``:
+    the user's ``get_all_permissions()`` when the caller already read it (one query for the
+    whole profile, backend.accounts.selectors)."""
     if not _is_active_user(user):
         return []
     if user.is_superuser:
         return sorted(registry.names())
-    held = user.get_all_permissions()
+    if held is None:
+        held = user.get_all_permissions()
     return sorted(
         spec.name
         for spec in registry.all()

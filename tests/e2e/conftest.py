@@ -1,4 +1,6 @@
-"""End-to-end fixtures: real daphne processes on loopback, real MariaDB and Redis, and a
+"""End-to-end fixtures: real server processes (scripts/serve.sh: uvicorn, the default, or
+daphne where a configuration says TRITON_SERVER=daphne; TRITON_E2E_SERVER changes the
+default) on loopback, real MariaDB and Redis, and a
 ``websockets`` client over real TCP.
 
 Servers run ``backend.settings`` (not ``tests.settings``, which would point them at the
@@ -41,7 +43,8 @@ from backend.accounts.tokens import IssuedToken, token_issue
 from tests.factories import UserFactory
 
 ROOT = Path(__file__).resolve().parents[2]
-DAPHNE = ROOT / ".venv" / "bin" / "daphne"
+SERVE = ROOT / "scripts" / "serve.sh"
+DEFAULT_SERVER = os.environ.get("TRITON_E2E_SERVER", "uvicorn")
 PYTHON = ROOT / ".venv" / "bin" / "python"
 LOG_DIR = Path("/tmp/triton-e2e")
 # Generous: the suite starts several servers at once on a small, shared machine.
@@ -76,6 +79,7 @@ def base_env(**overrides: str) -> dict[str, str]:
             "SERVE_STATIC": "false",
             "PYTHONUNBUFFERED": "1",
             "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "e2e-test-secret-key"),
+            "TRITON_SERVER": DEFAULT_SERVER,
         }
     )
     env.update(overrides)
@@ -84,7 +88,7 @@ def base_env(**overrides: str) -> dict[str, str]:
 
 @dataclass
 class Server:
-    """One daphne process."""
+    """One server process (uvicorn or daphne, per TRITON_SERVER in its environment)."""
 
     name: str
     port: int
@@ -122,7 +126,7 @@ class Server:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(DAPHNE), "-b", "127.0.0.1", "-p", str(self.port), "backend.asgi:application"],
+            [str(SERVE), "127.0.0.1", str(self.port)],
             cwd=ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -182,6 +186,19 @@ STANDARD_SERVERS: dict[str, dict[str, str]] = {
         "WS_AUTH_TIMEOUT": "1",
         "WS_MAX_SUBSCRIPTIONS": "2",
         "WS_SEND_QUEUE_BYTES": str(256 * 1024),
+    },
+    # The same limits under daphne: server-specific paths (realtime/transport.py) run on both.
+    "tight-daphne": {
+        "WS_AUTH_TIMEOUT": "1",
+        "WS_MAX_SUBSCRIPTIONS": "2",
+        "WS_SEND_QUEUE_BYTES": str(256 * 1024),
+        "TRITON_SERVER": "daphne",
+    },
+    "tight-uvicorn": {
+        "WS_AUTH_TIMEOUT": "1",
+        "WS_MAX_SUBSCRIPTIONS": "2",
+        "WS_SEND_QUEUE_BYTES": str(256 * 1024),
+        "TRITON_SERVER": "uvicorn",
     },
     # A pair with a short presence TTL; "ttl-b" gets killed by its test.
     "ttl-a": {"PRESENCE_TTL": "2"},

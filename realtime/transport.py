@@ -1,0 +1,223 @@
+"""The one place that reaches into the ASGI server under a socket (daphne or uvicorn).
+
+ASGI gives an application one way to write: ``await send({"type": "websocket.send", ...})``.
+Per frame and socket that costs the server's whole send stack (framing, UTF-8 encoding, and
+under daphne Twisted's buffered write, which registers and unregisters the socket's writer
+with the event loop every time); fanning one event out to thousands of sockets paid it
+thousands of times. Here an event is framed once (:func:`text_frame`) and the same bytes are
+written to each socket's transport synchronously: no await per socket, so one socket that
+does not read cannot hold up the others.
+
+:func:`direct_writer` recognises the servers it knows, with their state checks:
+
+* uvicorn with ``--ws websockets-sansio``: its asyncio (uvloop) transport;
+* daphne: autobahn's protocol on a Twisted TCP transport; when Twisted has nothing buffered
+  for the socket the bytes go straight to the kernel (``socket.send``), else behind
+  Twisted's buffer, in order.
+
+It answers None for anything else (another server or protocol implementation, a negotiated
+extension such as permessage-deflate, TLS terminated in the server): the consumer then uses
+the portable path, ASGI ``send`` from a per-socket queue (see ``realtime.consumer``).
+
+:func:`pending_bytes` tells how much a socket's server holds unsent, the measure the
+per-socket budget (``WS_SEND_QUEUE_BYTES``) is applied to; :func:`limit_incoming_message_size`
+(daphne) and :func:`close_directly` (both) cover what ASGI cannot say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from typing import Any, Protocol
+
+_OPCODE_TEXT = 0x81  # FIN + text
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented RFC 6455 text frame (server to client) carrying ``payload``."""
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", _OPCODE_TEXT, length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", _OPCODE_TEXT, 126, length)
+    else:
+        header = struct.pack("!BBQ", _OPCODE_TEXT, 127, length)
+    return header + payload
+
+
+class DirectWriter(Protocol):
+    def write(self, frame: bytes) -> bool:
+        """Write a whole frame from :func:`text_frame`; False when the socket no longer takes
+        frames (closing or closed)."""
+        ...
+
+    def buffered(self) -> int:
+        """Bytes written but not yet handed to the kernel."""
+        ...
+
+
+class _SansioWriter:
+    """uvicorn's websockets-sansio protocol: frames go to its asyncio transport."""
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.transport: asyncio.Transport = protocol.transport
+
+    def write(self, frame: bytes) -> bool:
+        if self.protocol.close_sent or self.transport.is_closing():
+            return False
+        self.transport.write(frame)
+        return True
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size()
+
+
+class _TwistedWriter:
+    """daphne: autobahn's protocol on a plain Twisted TCP transport."""
+
+    __slots__ = ("protocol", "transport")
+
+    def __init__(self, protocol: Any) -> None:
+        self.protocol = protocol
+        self.transport = protocol.transport
+
+    def write(self, frame: bytes) -> bool:
+        protocol, transport = self.protocol, self.transport
+        if protocol.state != protocol.STATE_OPEN or transport.disconnecting:
+            return False
+        if not transport.dataBuffer and not transport._tempDataBuffer:
+            # Nothing queued in Twisted: straight to the kernel, as Twisted itself would on
+            # its next write-ready turn, minus registering the writer and a loop iteration.
+            try:
+                sent = transport.socket.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return False  # Twisted notices the broken connection on its next read
+            if sent == len(frame):
+                return True
+            frame = frame[sent:]
+        transport.write(frame)
+        return True
+
+    def buffered(self) -> int:
+        return _twisted_pending(self.transport)
+
+
+def _twisted_pending(transport: Any) -> int:
+    return len(transport.dataBuffer) - getattr(transport, "offset", 0) + transport._tempDataLen
+
+
+def _daphne_protocol(send: Any) -> Any:
+    """daphne's ``send`` is ``partial(server.handle_reply, protocol)``."""
+    protocol = getattr(send, "args", (None,))[0]
+    return protocol if hasattr(protocol, "sendCloseFrame") else None
+
+
+def _uvicorn_protocol(send: Any) -> Any:
+    """uvicorn's ``send`` is the bound method of the connection's protocol."""
+    protocol = getattr(send, "__self__", None)
+    module = type(protocol).__module__
+    return protocol if module.startswith("uvicorn.protocols.websockets") else None
+
+
+def direct_writer(send: Any) -> DirectWriter | None:
+    """A writer straight to this socket's transport, or None: use ASGI ``send``."""
+    with contextlib.suppress(Exception):
+        protocol = _uvicorn_protocol(send)
+        if protocol is not None:
+            if (
+                type(protocol).__name__ == "WebSocketsSansIOProtocol"
+                and not protocol.conn.extensions
+                and protocol.handshake_complete
+                # uvloop's transports are not asyncio.Transport subclasses: ask for the API.
+                and hasattr(protocol.transport, "get_write_buffer_size")
+            ):
+                return _SansioWriter(protocol)
+            return None
+        protocol = _daphne_protocol(send)
+        if protocol is not None:
+            transport = protocol.transport
+            if (
+                not protocol.websocket_extensions_in_use
+                and hasattr(transport, "socket")
+                and hasattr(transport, "_tempDataBuffer")
+                and hasattr(transport, "dataBuffer")
+            ):
+                return _TwistedWriter(protocol)
+    return None
+
+
+def pending_bytes(send: Any) -> int:
+    """Bytes this socket's server has accepted from the application but not yet written to
+    the network; 0 when the server is unknown (its own flow control then applies)."""
+    with contextlib.suppress(Exception):
+        protocol = _uvicorn_protocol(send)
+        if protocol is not None:
+            return int(protocol.transport.get_write_buffer_size())
+        protocol = _daphne_protocol(send)
+        if protocol is not None:
+            return _twisted_pending(protocol.transport)
+    return 0
+
+
+def limit_incoming_message_size(send: Any, limit: int) -> bool:
+    """Make daphne's websocket protocol (autobahn) refuse messages over ``limit`` bytes
+    itself: it closes with 1009 as the oversized message starts arriving, without buffering
+    it (an application may not send 1009; autobahn only allows 1000 and 3000-4999). Set on
+    this connection's protocol before the handshake completes, so it holds for every frame.
+    False for other servers: the consumer's own size check then applies."""
+    protocol = _daphne_protocol(send)
+    if protocol is None or not hasattr(protocol, "maxMessagePayloadSize"):
+        return False
+    protocol.maxMessagePayloadSize = limit
+    protocol.maxFramePayloadSize = limit
+    # Send the close frame (1009) rather than dropping the TCP connection without a reason.
+    protocol.failByDrop = False
+    return True
+
+
+# How long a socket closed by the server may take to answer the close frame before the
+# connection is closed anyway.
+CLOSE_HANDSHAKE_SECONDS = 5.0
+
+
+def close_directly(send: Any, code: int, *, reserved: bool) -> bool:
+    """Close the socket here when the server's own ``websocket.close`` would not do: False
+    means use ``websocket.close``.
+
+    * uvicorn (websockets-sansio) closes the TCP connection right after the close frame; if
+      the client's unread frames still sit in the server's receive buffer the kernel answers
+      with a reset, which destroys the close frame in flight (the client sees 1006, not the
+      code). Here the close frame is sent, then only the sending side is shut (half-close),
+      and the connection closes once the client has had time to read it.
+    * daphne's protocol (autobahn) lets applications close with 1000 and 3000-4999 only;
+      ``reserved`` codes (1012: reconnect and resubscribe with since) go out directly.
+    """
+    with contextlib.suppress(Exception):
+        protocol = _uvicorn_protocol(send)
+        if protocol is not None:
+            if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+                return False
+            if not protocol.handshake_complete or protocol.close_sent:
+                return False
+            transport = protocol.transport
+            if transport.is_closing():
+                return False
+            protocol.queue.put_nowait({"type": "websocket.disconnect", "code": code})
+            protocol.conn.send_close(code, "")
+            transport.write(b"".join(protocol.conn.data_to_send()))
+            protocol.close_sent = True
+            if transport.can_write_eof():
+                transport.write_eof()
+            asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_SECONDS, transport.close)
+            return True
+        protocol = _daphne_protocol(send)
+        if protocol is not None and reserved:
+            protocol.sendCloseFrame(code=code, isReply=False)
+            return True
+    return False

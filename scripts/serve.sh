@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The ASGI server in the foreground: `scripts/serve.sh HOST PORT` (exec, so its pid is the
+# server's). TRITON_SERVER picks it: uvicorn (default; uvloop, httptools, websockets-sansio)
+# or daphne. Both serve backend.asgi:application; see docs/benchmarks.md for the numbers.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HOST="${1:-${HOST:-127.0.0.1}}"
+PORT="${2:-${PORT:-8000}}"
+SERVER="${TRITON_SERVER:-uvicorn}"
+cd "$ROOT"
+
+case "$SERVER" in
+  uvicorn)
+    # No per-message deflate: an event is framed once and the same bytes go to every socket
+    # (realtime/transport.py); compressing per socket would cost more CPU than it saves.
+    # No proxy headers: the app reads X-Forwarded-For itself (NUM_PROXIES), like under daphne.
+    # Warnings only: uvicorn logs two lines per websocket at INFO (daphne's are off too).
+    exec "$ROOT/.venv/bin/uvicorn" backend.asgi:application \
+      --host "$HOST" --port "$PORT" \
+      --loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false \
+      --lifespan off --no-access-log --log-level warning --no-proxy-headers --no-server-header \
+      --timeout-graceful-shutdown 5
+    ;;
+  daphne)
+    exec "$ROOT/.venv/bin/daphne" -b "$HOST" -p "$PORT" backend.asgi:application
+    ;;
+  *)
+    echo "!! TRITON_SERVER must be uvicorn or daphne, not '$SERVER'" >&2
+    exit 2
+    ;;
+esac
