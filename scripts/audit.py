@@ -109,7 +109,7 @@ def reachable_service() -> str | None:
 
 def export_lock(target: Path) -> None:
     uv = ROOT / ".tools" / "bin" / "uv"
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [
             str(uv if uv.exists() else "uv"),
             "export",
@@ -174,7 +174,7 @@ def evaluate(
 
 def run_pip_audit(requirements: Path, service: str) -> dict[str, Any]:
     pip_audit = Path(sys.executable).parent / "pip-audit"
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [
             str(pip_audit),
             "--requirement",

@@ -81,6 +81,8 @@ class MailFactory(factory.django.DjangoModelFactory):
     read_flag = False
     sender = factory.SubFactory(UserFactory)
     recipient_ids = factory.LazyAttribute(lambda mail: [mail.user.pk])
+
+
 # --- commerce ---------------------------------------------------------------------------------
 class ProductFactory(factory.django.DjangoModelFactory):
     class Meta:

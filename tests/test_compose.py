@@ -166,6 +166,8 @@ def test_docs_document_every_setting() -> None:
     table = (ROOT / "docs" / "configuration.md").read_text()
     missing = [name for name in settings_variables() if f"| `{name}` |" not in table]
     assert not missing, f"add to docs/configuration.md's table: {missing}"
+
+
 # --- the Compose specification, the database account, make cluster's nginx ---------------------
 
 
