@@ -14,6 +14,7 @@ import base64
 import os
 import struct
 from collections.abc import Callable
+from typing import Any
 
 _TEXT, _CLOSE, _PING, _PONG = 0x1, 0x8, 0x9, 0xA
 
@@ -126,7 +127,8 @@ class LeanSocket(asyncio.Protocol):
         if self.closed.done() and self.inbox.empty():
             raise ConnectionError(f"closed ({self.close_code})")
         getter = asyncio.ensure_future(self.inbox.get())
-        done, _ = await asyncio.wait({getter, self.closed}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {getter, self.closed}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if getter in done:
             return getter.result()
         getter.cancel()

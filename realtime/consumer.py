@@ -533,6 +533,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- presence ---------------------------------------------------------------------------
     async def _presence_join(self, topic: str) -> None:
+        assert self.user_id is not None  # subscriptions need an authenticated socket
         self.presence_topics.add(topic)
         first = await asyncio.to_thread(
             get_history().presence_join, topic, self.user_id, self.connection_id
@@ -544,6 +545,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def _presence_leave(self, topic: str) -> None:
         self.presence_topics.discard(topic)
+        if self.user_id is None:
+            return
         last = await asyncio.to_thread(
             get_history().presence_leave, topic, self.user_id, self.connection_id
         )

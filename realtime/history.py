@@ -417,7 +417,7 @@ class RedisHistory(History):
 
     def presence_list(self, topic: str) -> list[int]:
         members = self.client.zrangebyscore(self._presence(topic), time.time(), "+inf")
-        return sorted({int(member.split(":", 1)[0]) for member in members})
+        return sorted({int(str(member).split(":", 1)[0]) for member in members})
 
     def online_add(self, user_id: int, connection_id: str) -> None:
         self.online_refresh([(user_id, connection_id)])
@@ -438,7 +438,7 @@ class RedisHistory(History):
 
     def online_users(self) -> set[int]:
         members = self.client.zrangebyscore(self._online(), time.time(), "+inf")
-        return {int(member.split(":", 1)[0]) for member in members}
+        return {int(str(member).split(":", 1)[0]) for member in members}
 
     def ping(self) -> bool:
         return bool(self.client.ping())

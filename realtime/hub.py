@@ -298,6 +298,7 @@ class Hub:
         entries = [
             (topic, consumer.user_id, consumer.connection_id)
             for consumer in self.connections
+            if consumer.user_id is not None  # presence only follows authenticated sockets
             for topic in consumer.presence_topics
         ]
         if entries:

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from ninja import Query, Router, Status
 from ninja.responses import NinjaJSONEncoder
 
@@ -233,7 +234,7 @@ def invoice_detail(request: HttpRequest, invoice_id: int) -> dict[str, Any]:
     response={200: None, 302: None, **problem_responses(401, 404, 409)},
     summary="The PDF: its bytes (local storage) or a redirect to a time-limited link (S3)",
 )
-def invoice_pdf(request: HttpRequest, invoice_id: int) -> HttpResponse:
+def invoice_pdf(request: HttpRequest, invoice_id: int) -> HttpResponseBase:
     invoice = selectors.invoice_get_visible(actor=current_user(request), invoice_id=invoice_id)
     if invoice.status != "ready":
         raise Conflict(detail=f"The invoice is {invoice.status}; its PDF is not there.")

@@ -42,7 +42,8 @@ def catalog_changed() -> None:
 
 
 def catalog_version() -> int:
-    return int(cache.get_or_set(CATALOG_VERSION_KEY, _fresh_version, timeout=None))
+    version = cache.get_or_set(CATALOG_VERSION_KEY, _fresh_version, timeout=None)
+    return int(version if version is not None else _fresh_version())
 
 
 def catalog_page_key(*parts: object) -> str:

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 import pdfkit
 from django.conf import settings
@@ -50,7 +50,7 @@ def _sandbox_library() -> Library:
 
 class _SandboxEngine(Engine):
     # Engine always adds defaulttags, defaultfilters and loader_tags: none of them here.
-    default_builtins: list[str] = []
+    default_builtins: ClassVar[list[str]] = []
 
     def get_template_builtins(self, builtins: list[Any]) -> list[Library]:
         return [_sandbox_library()]

@@ -78,7 +78,7 @@ def attach_items(order: Order, items: list[OrderItem]) -> None:
     prefetch_related_objects does): ``order.items.all()`` then runs no query."""
     queryset = order.items.all()  # lazy: no query
     queryset._result_cache = list(items)
-    queryset._prefetch_done = True
+    queryset._prefetch_done = True  # type: ignore[attr-defined]
     order._prefetched_objects_cache = {"items": queryset}  # type: ignore[attr-defined]
 
 

@@ -44,7 +44,7 @@ class AccessLogMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if iscoroutinefunction(self):
-            return self.__acall__(request)  # type: ignore[return-value]
+            return self.__acall__(request)  # type: ignore[attr-defined]
         started = time.monotonic()
         response = self.get_response(request)
         _log(request, response.status_code, started)

@@ -392,7 +392,9 @@ def _binlog_events(
         raise BackupError(f"mariadb-binlog failed: {result.stderr.decode(errors='replace')}")
 
 
-def _run_sql_stream(settings_dict: dict[str, Any], database: str, source: IO[bytes]) -> None:
+def _run_sql_stream(
+    settings_dict: dict[str, Any], database: str, source: IO[bytes] | gzip.GzipFile
+) -> None:
     with _client_options(settings_dict) as options, tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(  # noqa: S603
             [_tool("mariadb"), options, "--binary-mode", database],

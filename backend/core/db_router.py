@@ -200,7 +200,7 @@ class RequestPinMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if iscoroutinefunction(self):
-            return self.__acall__(request)  # type: ignore[return-value]
+            return self.__acall__(request)  # type: ignore[attr-defined]
         with primary_pin_scope():
             return self.get_response(request)
 
