@@ -103,6 +103,13 @@ errors.install(api)
 
 def _mount_routers() -> None:
     from api.accounts.router import auth_router, permissions_router, roles_router, users_router
+    from api.commerce.router import (
+        dashboard_router,
+        invoice_templates_router,
+        invoices_router,
+        orders_router,
+        products_router,
+    )
     from api.content.storage import router as storage_router
     from api.messaging.router import mails_router, messages_router, rooms_router
     from api.operations.router import router as operations_router
@@ -112,6 +119,11 @@ def _mount_routers() -> None:
     api.add_router("/users", users_router, tags=["users"])
     api.add_router("/roles", roles_router, tags=["roles"])
     api.add_router("/permissions", permissions_router, tags=["roles"])
+    api.add_router("/products", products_router, tags=["commerce"])
+    api.add_router("/orders", orders_router, tags=["commerce"])
+    api.add_router("/invoices", invoices_router, tags=["commerce"])
+    api.add_router("/invoice-templates", invoice_templates_router, tags=["commerce"])
+    api.add_router("/dashboard", dashboard_router, tags=["commerce"])
     api.add_router("/storage", storage_router, tags=["files"])
     api.add_router("/tasks", tasks_router, tags=["tasks"])
     api.add_router("/rooms", rooms_router, tags=["chat"])

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "backend.accounts",
     "backend.messaging",
     "backend.todos",
+    "backend.commerce",
     "realtime",
 ]
 
@@ -204,9 +205,16 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="triton")
-# A killed worker's acks_late job comes back after this many seconds (Redis broker).
+# A killed worker's acks_late job comes back after this many seconds (Redis broker). It must
+# outlast any job's hard time limit and retry countdown (else a live job is delivered twice),
+# and be short enough that a killed invoice render is redone well within two minutes: 60 s,
+# plus at most one sweep interval (below), plus the render itself.
+_visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
+    "visibility_timeout": _visibility_timeout,
+    # Workers look for overdue unacked jobs every 5 s (kombu's default is 10 s x 10 calls).
+    "unacked_restore_interval": 5,
+    "unacked_restore_throttle": 1,
     "socket_connect_timeout": 2,
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -310,6 +318,16 @@ REALTIME_SYNC_INTERVAL = env.float("REALTIME_SYNC_INTERVAL", default=2.0)
 REALTIME_TOKEN_RECHECK_INTERVAL = env.float("REALTIME_TOKEN_RECHECK_INTERVAL", default=30.0)
 # Without a broker there is no beat: each server process sweeps the outbox itself.
 REALTIME_INPROCESS_SWEEP = env.bool("REALTIME_INPROCESS_SWEEP", default=CELERY_TASK_ALWAYS_EAGER)
+
+# --- Commerce -------------------------------------------------------------------------------
+# Cached catalog pages live this long at most (any product change invalidates them at once).
+CATALOG_CACHE_TTL = env.int("CATALOG_CACHE_TTL", default=300)
+# GET /dashboard answers from a cache refreshed by the coalesced job, at most this old.
+DASHBOARD_CACHE_TTL = env.int("DASHBOARD_CACHE_TTL", default=10)
+WKHTMLTOPDF_PATH = env.str("WKHTMLTOPDF_PATH", default="wkhtmltopdf")
+# Soft time limit of one invoice render job (the hard one is 10 s more); both stay below
+# CELERY_VISIBILITY_TIMEOUT.
+INVOICE_RENDER_TIME_LIMIT = env.int("INVOICE_RENDER_TIME_LIMIT", default=30)
 
 # --- Internationalisation ---------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

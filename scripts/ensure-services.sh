@@ -52,3 +52,6 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   wait_for "Redis" redis-cli -h 127.0.0.1 -p 6379 ping
 fi
 log "MariaDB and Redis are up"
+
+# --- Invoice PDFs (wkhtmltopdf; pdftotext for the tests) ----------------------------------
+"$(dirname "$0")/ensure-wkhtmltopdf.sh"

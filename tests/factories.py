@@ -81,3 +81,30 @@ class MailFactory(factory.django.DjangoModelFactory):
     read_flag = False
     sender = factory.SubFactory(UserFactory)
     recipient_ids = factory.LazyAttribute(lambda mail: [mail.user.pk])
+
+
+# --- commerce ---------------------------------------------------------------------------------
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "commerce.Product"
+
+    name = factory.Sequence(lambda n: f"Product {n}")
+    description = factory.Sequence(lambda n: f"Description of product {n}")
+    price = factory.Sequence(lambda n: f"{10 + n % 90}.50")
+    stock = 10
+
+
+class InvoiceTemplateFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "commerce.InvoiceTemplate"
+
+    name = factory.Sequence(lambda n: f"Template {n}")
+    html_template = "<h1>Invoice {{ invoice.id }} for order {{ order.id }}</h1>"
+
+
+def place_order(user: User, *lines: tuple[object, int]) -> object:
+    """An order placed through the service (stock taken, the owner's object right granted).
+    ``lines``: (product, quantity) pairs."""
+    from backend.commerce.services import order_create
+
+    return order_create(actor=user, items=[(product.pk, qty) for product, qty in lines])

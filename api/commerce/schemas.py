@@ -1,0 +1,177 @@
+"""Request and response bodies of /products, /orders, /invoices, /invoice-templates and
+/dashboard. Money is a decimal string with two places on the way out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from ninja import Schema
+from pydantic import AfterValidator, Field, PlainSerializer, StringConstraints, WithJsonSchema
+
+from api.pagination import PageParams
+from backend.commerce.models import OrderStatus
+
+
+def _encodable(value: str) -> str:
+    """JSON allows lone surrogates and NULs; neither UTF-8 nor the database does."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("Text must be valid Unicode.") from exc
+    if "\x00" in value:
+        raise ValueError("Text must not contain NUL characters.")
+    return value
+
+
+_utf8 = AfterValidator(_encodable)
+MAX_ID = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+ProductName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _utf8
+]
+Description = Annotated[str, StringConstraints(max_length=10_000), _utf8]
+TemplateName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _utf8
+]
+TemplateSource = Annotated[str, StringConstraints(min_length=1, max_length=200_000), _utf8]
+SearchTerm = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), _utf8]
+# Accepts "12.50" or 12.5; at most two places, positive (the service checks again).
+PriceIn = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
+Stock = Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+Money = Annotated[
+    Decimal,
+    PlainSerializer(_money, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+\.\d{2}$", "examples": ["12.50"]}),
+]
+
+
+# --- products -------------------------------------------------------------------------------
+class ProductOut(Schema):
+    id: int
+    name: str
+    description: str
+    price: Money
+    stock: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductListQuery(PageParams):
+    search: SearchTerm | None = Field(None, description="Matches name or description.")
+
+
+class ProductIn(Schema):
+    name: ProductName
+    description: Description = ""
+    price: PriceIn
+    stock: Stock = 0
+
+
+class ProductPatchIn(Schema):
+    name: ProductName | None = None
+    description: Description | None = None
+    price: PriceIn | None = None
+    stock: Stock | None = None
+
+
+# --- orders ---------------------------------------------------------------------------------
+class OrderLineIn(Schema):
+    product_id: Id
+    # Below 1 is the service's 422 (with the line's loc); bounded here only for the database.
+    quantity: Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+
+
+class OrderIn(Schema):
+    items: list[OrderLineIn] = Field(..., max_length=100)
+
+
+class OrderItemOut(Schema):
+    id: int
+    product_id: int
+    quantity: int
+    unit_price: Money
+
+
+class OrderOut(Schema):
+    id: int
+    user_id: int
+    status: Literal["pending", "paid", "shipped", "delivered", "cancelled"]
+    total_amount: Money
+    items: list[OrderItemOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderListQuery(PageParams):
+    status: Literal["pending", "paid", "shipped", "delivered", "cancelled"] | None = None
+
+
+class OrderStatusIn(Schema):
+    status: Annotated[str, StringConstraints(max_length=20)] = Field(
+        ..., description=f"One of {', '.join(OrderStatus.values)} (legal moves only)."
+    )
+
+
+# --- invoices -------------------------------------------------------------------------------
+class InvoiceIn(Schema):
+    order_id: Id
+    template_id: Id | None = None
+
+
+class InvoiceOut(Schema):
+    id: int
+    order_id: int
+    user_id: int
+    template_id: int
+    status: Literal["pending", "ready", "failed"]
+    pdf_url: str | None = Field(None, description="Time-limited link to the PDF once ready.")
+    failure_reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class InvoiceListQuery(PageParams):
+    order_id: Id | None = None
+
+
+class InvoiceTemplateIn(Schema):
+    name: TemplateName
+    html_template: TemplateSource
+
+
+class InvoiceTemplatePatchIn(Schema):
+    name: TemplateName | None = None
+    html_template: TemplateSource | None = None
+
+
+class InvoiceTemplateOut(Schema):
+    id: int
+    name: str
+    html_template: str
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- dashboard ------------------------------------------------------------------------------
+class TopProductOut(Schema):
+    product_id: int
+    name: str
+    quantity: int
+    revenue: str
+
+
+class DashboardOut(Schema):
+    orders_today: int
+    revenue_today: str
+    orders_by_status: dict[str, int]
+    top_products: list[TopProductOut]
+    users_online: int
+    computed_at: str = Field(..., description="ISO 8601 time the figures were computed.")
