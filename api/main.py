@@ -110,6 +110,7 @@ def _mount_routers() -> None:
         orders_router,
         products_router,
     )
+    from api.content.router import files_router, posts_router
     from api.content.storage import router as storage_router
     from api.messaging.router import mails_router, messages_router, rooms_router
     from api.operations.router import router as operations_router
@@ -124,6 +125,8 @@ def _mount_routers() -> None:
     api.add_router("/invoices", invoices_router, tags=["commerce"])
     api.add_router("/invoice-templates", invoice_templates_router, tags=["commerce"])
     api.add_router("/dashboard", dashboard_router, tags=["commerce"])
+    api.add_router("/posts", posts_router, tags=["posts"])
+    api.add_router("/files", files_router, tags=["files"])
     api.add_router("/storage", storage_router, tags=["files"])
     api.add_router("/tasks", tasks_router, tags=["tasks"])
     api.add_router("/rooms", rooms_router, tags=["chat"])

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "backend.messaging",
     "backend.todos",
     "backend.commerce",
+    "backend.content",
     "realtime",
 ]
 
@@ -283,6 +284,10 @@ MEDIA_URL = "/media/"
 STORAGE_URL = env.str("STORAGE_URL", default="")
 # Seconds an expiring download link (presigned S3 URL or signed local link) stays valid.
 STORAGE_LINK_EXPIRY = env.int("STORAGE_LINK_EXPIRY", default=300)
+# Seconds the redirect of GET /files/{id}/download stays valid (S3): enough to follow it.
+FILE_DOWNLOAD_LINK_EXPIRY = env.int("FILE_DOWNLOAD_LINK_EXPIRY", default=60)
+# Prefix of local-storage links ("https://api.example.com"); empty: links are host-relative paths.
+STORAGE_PUBLIC_BASE_URL = env.str("STORAGE_PUBLIC_BASE_URL", default="")
 STORAGES = {
     "default": storage_backend_from_url(STORAGE_URL, link_expiry=STORAGE_LINK_EXPIRY),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -290,6 +295,22 @@ STORAGES = {
 # Uploads over this size are refused with 413 (before the body is read when Content-Length
 # says so, else while it streams).
 FILE_UPLOAD_MAX_BYTES = env.int("FILE_UPLOAD_MAX_BYTES", default=25 * 1024 * 1024)
+# Types an upload may have, as sniffed from its content (text/plain: UTF-8 text).
+FILE_UPLOAD_ALLOWED_TYPES = env.list(
+    "FILE_UPLOAD_ALLOWED_TYPES",
+    default=[
+        "application/pdf",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "text/plain",
+        "application/zip",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ],
+)
 # Uploads stream to a temporary file past this size instead of being held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))

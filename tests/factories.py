@@ -108,3 +108,40 @@ def place_order(user: User, *lines: tuple[object, int]) -> object:
     from backend.commerce.services import order_create
 
     return order_create(actor=user, items=[(product.pk, qty) for product, qty in lines])
+
+
+# --- content --------------------------------------------------------------------------------
+from backend.content.models import File, Post  # noqa: E402
+from backend.content.permissions import POST_AUTHOR_RIGHTS  # noqa: E402
+from backend.core.permissions import grant_perm  # noqa: E402
+
+# A minimal valid PDF head: sniffed as application/pdf.
+PDF_BYTES = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+class PostFactory(factory.django.DjangoModelFactory):
+    """A post with its author's object rights, as post_create leaves it (no event)."""
+
+    class Meta:
+        model = Post
+        skip_postgeneration_save = True
+
+    user = factory.SubFactory(UserFactory, roles=["Editor"])
+    title = factory.Sequence(lambda n: f"Post {n}")
+    body_html = "<p>Hello</p>"
+    published_at = None
+
+    @factory.post_generation
+    def author_rights(self, create: bool, extracted: object, **kwargs: object) -> None:
+        if create:
+            for right in POST_AUTHOR_RIGHTS:
+                grant_perm(self.user, right, self)
+
+
+def make_file(owner: User, content: bytes = PDF_BYTES, filename: str = "report.pdf") -> File:
+    """An uploaded file, through the real upload service (sniffing, storage, owner rights)."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from backend.content.services import file_upload
+
+    return file_upload(actor=owner, uploaded=SimpleUploadedFile(filename, content))

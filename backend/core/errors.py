@@ -69,6 +69,18 @@ class Gone(DomainError):
     code = "gone"
 
 
+class PayloadTooLarge(DomainError):
+    status = 413
+    title = "Payload too large"
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+    title = "Unsupported media type"
+    code = "unsupported_media_type"
+
+
 class ValidationFailed(DomainError):
     status = 422
     title = "Validation failed"

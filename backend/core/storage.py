@@ -141,8 +141,9 @@ def private_url(
     """An expiring link to the stored object ``name``.
 
     S3: a presigned GET (``download_name`` becomes the response's Content-Disposition).
-    Local storage: a signed link to Triton's own download view (path only, relative to the
-    server); it stops working after ``expires_in`` seconds (default ``STORAGE_LINK_EXPIRY``).
+    Local storage: a signed link to Triton's own download view, a path relative to the API's
+    host unless ``STORAGE_PUBLIC_BASE_URL`` is set; it stops working after ``expires_in``
+    seconds (default ``STORAGE_LINK_EXPIRY``).
     """
     expires_in = int(expires_in if expires_in is not None else settings.STORAGE_LINK_EXPIRY)
     if expires_in <= 0:
@@ -158,7 +159,8 @@ def private_url(
     token = signing.TimestampSigner(salt=_SIGNING_SALT).sign_object(
         {"n": name, "d": download_name, "e": expires_in}, compress=True
     )
-    return reverse("api-v1:storage_link", kwargs={"token": token})
+    path = reverse("api-v1:storage_link", kwargs={"token": token})
+    return settings.STORAGE_PUBLIC_BASE_URL.rstrip("/") + path
 
 
 class LinkInvalid(Exception):
@@ -191,5 +193,12 @@ def open_signed_link(token: str) -> SignedLink:
         raise LinkInvalid from exc
     download_name = payload.get("d") if isinstance(payload.get("d"), str) else None
     guessed, _encoding = mimetypes.guess_type(download_name or payload["n"])
-    content_type = guessed if guessed in _INLINE_SAFE_TYPES else "application/octet-stream"
-    return SignedLink(name=payload["n"], download_name=download_name, content_type=content_type)
+    return SignedLink(
+        name=payload["n"], download_name=download_name, content_type=served_content_type(guessed)
+    )
+
+
+def served_content_type(mime_type: str | None) -> str:
+    """The Content-Type to serve stored bytes under from Triton's own origin: the type itself
+    when a browser cannot run it (PDF, raster images, plain text), else bytes to save."""
+    return mime_type if mime_type in _INLINE_SAFE_TYPES else "application/octet-stream"

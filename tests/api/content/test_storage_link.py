@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
@@ -103,3 +104,10 @@ def test_expiry_must_be_positive(stored_name: str) -> None:
 def test_only_get_is_allowed(stored_name: str) -> None:
     url = private_url(stored_name)
     assert Client().delete(url).status_code == 405
+
+
+def test_public_base_url_makes_links_absolute(stored_name: str, settings: Any) -> None:
+    settings.STORAGE_PUBLIC_BASE_URL = "https://api.example.com/"
+    url = private_url(stored_name)
+    assert url.startswith("https://api.example.com/api/v1/storage/")
+    assert Client().get(url.removeprefix("https://api.example.com")).status_code == 200
