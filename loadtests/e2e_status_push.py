@@ -44,7 +44,9 @@ class OwnerSocket:
         parts = urlsplit(host)
         scheme = "wss" if parts.scheme == "https" else "ws"
         self.ws = websocket.create_connection(
-            f"{scheme}://{parts.netloc}/ws/v1/", timeout=10, origin=f"{parts.scheme}://{parts.netloc}"
+            f"{scheme}://{parts.netloc}/ws/v1/",
+            timeout=10,
+            origin=f"{parts.scheme}://{parts.netloc}",
         )
         self.ws.send(json.dumps({"type": "auth", "token": token}))
         reply = json.loads(self.ws.recv())
@@ -146,13 +148,17 @@ def locust_totals(csv_prefix: Path) -> dict[str, Any]:
         "requests": int(total["Request Count"]) if total else 0,
         "failures": int(total["Failure Count"]) if total else 0,
         "ws_p99_ms": {
-            r["Name"]: float(r["99%"]) for r in rows if r["Type"] == "WS" and r["99%"] not in ("N/A", "")
+            r["Name"]: float(r["99%"])
+            for r in rows
+            if r["Type"] == "WS" and r["99%"] not in ("N/A", "")
         },
     }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--host", required=True, help="e.g. http://127.0.0.1:8000")
     parser.add_argument("--tokens", required=True, help="manage.py seed_loadtest --tokens-out file")
     parser.add_argument("--users", type=int, default=200, help="locust users of the mixed load")

@@ -24,6 +24,7 @@ password (mind the target's per-address login limit, LOGIN_ADDRESS_RATE_LIMIT).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import random
@@ -124,7 +125,9 @@ class TritonSocket:
         """Open and authenticate; reported as ``WS connect`` (TCP + upgrade + auth.ok)."""
         started = time.perf_counter()
         try:
-            self.ws = websocket.create_connection(self.url, timeout=EVENT_TIMEOUT, origin=self.origin)
+            self.ws = websocket.create_connection(
+                self.url, timeout=EVENT_TIMEOUT, origin=self.origin
+            )
             self.ws.send(json.dumps({"type": "auth", "token": self.token}))
             reply = json.loads(self.ws.recv())
             if reply.get("type") != "auth.ok":
@@ -209,10 +212,8 @@ class TritonSocket:
 
     def close(self) -> None:
         if self.ws is not None:
-            try:
+            with contextlib.suppress(Exception):  # a broken socket may refuse to close
                 self.ws.close()
-            except Exception:  # noqa: S110 - closing a broken socket may fail; nothing to do
-                pass
         if self._reader is not None:
             self._reader.kill(block=False)
 
@@ -259,7 +260,9 @@ class TritonUser(HttpUser):
         """Frames nobody waits for."""
 
     def _tokens(self) -> dict[str, Any] | None:
-        path = self.environment.parsed_options.triton_tokens if self.environment.parsed_options else ""
+        path = (
+            self.environment.parsed_options.triton_tokens if self.environment.parsed_options else ""
+        )
         if not path:
             return None
         if TritonUser._tokens_cache is None:
