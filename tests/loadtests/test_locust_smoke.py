@@ -60,7 +60,7 @@ def test_seeding_is_idempotent(tmp_path: Path) -> None:
     assert User.objects.filter(email__startswith="loadtest-").count() == 4  # 3 + staff
     assert Product.objects.filter(name__startswith="Load test product").count() == 2
     (room,) = Room.objects.filter(name__startswith="Load test room")
-    assert room.members.count() == 3
+    assert room.members.count() == 4  # and the staff user who created it
     tokens = json.loads((tmp_path / "t.json").read_text())
     assert len(tokens["users"]) == 3
     staff = User.objects.get(email="loadtest-staff@example.com")
