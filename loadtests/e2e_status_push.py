@@ -85,6 +85,19 @@ class OwnerSocket:
         return None
 
 
+def connect_owner(host: str, token: str, attempts: int = 5) -> OwnerSocket:
+    """The probe's own socket, retried: under overload the server may refuse a connect
+    (the locust CSV counts those for the load's users)."""
+    for attempt in range(attempts):
+        try:
+            return OwnerSocket(host, token)
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
+
+
 def probe(
     host: str, owner_token: str, staff_token: str, duration: float, timeout: float
 ) -> tuple[list[float], int, list[str]]:
@@ -92,7 +105,7 @@ def probe(
     owner.headers["Authorization"] = f"Bearer {owner_token}"
     staff = requests.Session()
     staff.headers["Authorization"] = f"Bearer {staff_token}"
-    sock = OwnerSocket(host, owner_token)
+    sock = connect_owner(host, owner_token)
     products = owner.get(f"{host}/api/v1/products?limit=50", timeout=30).json()["items"]
     latencies: list[float] = []
     failures = 0
@@ -100,11 +113,16 @@ def probe(
     end = time.monotonic() + duration
     while time.monotonic() < end:
         product = next(p for p in products if p["stock"] > 0)
-        placed = owner.post(
-            f"{host}/api/v1/orders",
-            json={"items": [{"product_id": product["id"], "quantity": 1}]},
-            timeout=30,
-        )
+        try:
+            placed = owner.post(
+                f"{host}/api/v1/orders",
+                json={"items": [{"product_id": product["id"], "quantity": 1}]},
+                timeout=30,
+            )
+        except requests.RequestException as exc:
+            failures += 1
+            errors.append(f"place order: {exc!r}")
+            continue
         if placed.status_code != 201:
             failures += 1
             errors.append(f"place order: {placed.status_code} {placed.text[:200]}")
@@ -112,9 +130,14 @@ def probe(
         order_id = int(placed.json()["id"])
         for status in MOVES:
             started = time.perf_counter()
-            moved = staff.post(
-                f"{host}/api/v1/orders/{order_id}/status", json={"status": status}, timeout=30
-            )
+            try:
+                moved = staff.post(
+                    f"{host}/api/v1/orders/{order_id}/status", json={"status": status}, timeout=30
+                )
+            except requests.RequestException as exc:
+                failures += 1
+                errors.append(f"status {status}: {exc!r}")
+                break
             if moved.status_code != 200:
                 failures += 1
                 errors.append(f"status {status}: {moved.status_code} {moved.text[:200]}")
