@@ -119,7 +119,9 @@ class Command(BaseCommand):
             room = Room.objects.filter(name=name, created_by=staff).first()
             if room is None:
                 room = room_create(actor=staff, name=name)
-            present = set(RoomMembership.objects.filter(room=room).values_list("user_id", flat=True))
+            present = set(
+                RoomMembership.objects.filter(room=room).values_list("user_id", flat=True)
+            )
             RoomMembership.objects.bulk_create(
                 [RoomMembership(room=room, user=user) for user in users if user.pk not in present]
             )
