@@ -13,12 +13,11 @@ django_http = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from api.content import body_limit  # noqa: E402
-from api.content.uploads import max_request_body_bytes  # noqa: E402
+from backend.core import body_limit  # noqa: E402
 from realtime.routing import websocket_application  # noqa: E402
 
 # Under daphne, oversized bodies are refused (413) before they are read.
-body_limit.install(max_request_body_bytes)
+body_limit.install()
 
 if settings.SERVE_STATIC:
     from backend.core.static_files import SafeASGIStaticFilesHandler

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.multipartparser import MultiPartParserError
+from django.http.response import HttpResponseBase
 from ninja import Query, Router, Status
 
 from api.content.auth import optional_token_auth
@@ -35,6 +36,11 @@ posts_router = Router()
 files_router = Router()
 
 
+def _caller(request: HttpRequest) -> Any:
+    """The signed-in user, or an AnonymousUser on public reads (``optional_token_auth``)."""
+    return getattr(request, "auth", None)
+
+
 # --- /posts ---------------------------------------------------------------------------------
 @posts_router.get(
     "",
@@ -44,7 +50,7 @@ files_router = Router()
 )
 def post_list(request: HttpRequest, query: Query[PostListQuery]) -> Any:
     posts = selectors.post_list(
-        user=request.auth, published=query.published, author_id=query.user_id
+        user=_caller(request), published=query.published, author_id=query.user_id
     )
     return paginate(posts, query)
 
@@ -71,7 +77,7 @@ def post_create(request: HttpRequest, payload: PostCreateIn) -> Status[Any]:
     summary="One post (public when published; a draft only for its author and posts.manage)",
 )
 def post_detail(request: HttpRequest, post_id: int) -> Any:
-    return selectors.post_get(user=request.auth, post_id=post_id)
+    return selectors.post_get(user=_caller(request), post_id=post_id)
 
 
 _UPDATE_RESPONSES = {200: PostOut, **problem_responses(401, 403, 404, 422)}
@@ -211,7 +217,7 @@ def file_detail(request: HttpRequest, file_id: int) -> Any:
     response={200: None, 302: None, **problem_responses(401, 404)},
     summary="The bytes (local storage) or a redirect to an expiring link (S3)",
 )
-def file_download(request: HttpRequest, file_id: int) -> HttpResponse:
+def file_download(request: HttpRequest, file_id: int) -> HttpResponseBase:
     file = selectors.file_get(user=current_user(request), file_id=file_id)
     if storage.is_s3():
         url = storage.private_url(

@@ -6,31 +6,56 @@ from datetime import datetime
 from typing import Annotated
 
 from ninja import Schema
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from api.pagination import PageParams
 
+# JSON Schema patterns are unanchored searches: anchor them. The schema states exactly what
+# is enforced, so a request it calls valid is never refused for its syntax.
+NO_NUL = r"^[^\x00]*$"
+NOT_BLANK = r"^[^\x00]*[^\x00 \t\n\r][^\x00]*$"
+_TRIMMED = " \t\n\r"
 
-def _encodable(value: str) -> str:
-    """JSON allows lone surrogates and NULs; neither UTF-8 storage nor MariaDB takes them."""
+
+def _valid_unicode(value: str) -> str:
+    """JSON allows lone surrogates; neither UTF-8 storage nor MariaDB takes them."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError("Text must be valid Unicode.") from exc
-    if "\x00" in value:
-        raise ValueError("Text must not contain NUL characters.")
     return value
 
 
-_utf8 = AfterValidator(_encodable)
+def _trim(value: str) -> str:
+    return value.strip(_TRIMMED)
+
+
+# The constraints come before the validators: placed after one, pydantic skips them.
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _utf8
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK),
+    AfterValidator(_valid_unicode),
+    AfterValidator(_trim),
 ]
-BodyHtml = Annotated[str, StringConstraints(max_length=100_000), _utf8]
+BodyHtml = Annotated[
+    str, StringConstraints(max_length=100_000, pattern=NO_NUL), AfterValidator(_valid_unicode)
+]
+Id = Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
 
 
 class _Input(BaseModel):
-    """A request body: a JSON object, nothing else."""
+    """A request body: a JSON object, nothing else; each field takes only its own JSON kind
+    (no 0 for false, no "5" for 5)."""
+
+    model_config = ConfigDict(strict=True)
 
 
 # --- posts ----------------------------------------------------------------------------------
@@ -95,7 +120,7 @@ class FileOut(Schema):
 
 
 class FileShareIn(_Input):
-    user_id: int = Field(ge=1, le=2**63 - 1, description="The user who may read the file.")
+    user_id: Id = Field(description="The user who may read the file.")
 
 
 class FileListQuery(PageParams):

@@ -1,4 +1,4 @@
-"""Upload size limits inside Django (the server-level guard is ``api.content.body_limit``).
+"""Upload size limits inside Django (the server-level guard is ``backend.core.body_limit``).
 
 ``FILE_UPLOAD_MAX_BYTES`` is checked twice: against ``Content-Length`` before the body is
 parsed, and on the bytes themselves while the multipart parser streams them to a temporary
@@ -9,22 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest
 
+from backend.core.body_limit import max_request_body_bytes, max_upload_bytes
 from backend.core.errors import PayloadTooLarge
-
-# Room for the multipart envelope (boundaries, part headers, other small fields).
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
-
-
-def max_upload_bytes() -> int:
-    return int(settings.FILE_UPLOAD_MAX_BYTES)
-
-
-def max_request_body_bytes() -> int:
-    return max_upload_bytes() + MULTIPART_OVERHEAD_BYTES
 
 
 def _too_large() -> PayloadTooLarge:

@@ -42,7 +42,8 @@ TITLE_MAX_LENGTH = 200
 
 # --- posts ------------------------------------------------------------------------------------
 def _clean_title(title: str) -> str:
-    title = (title or "").strip()
+    # ASCII white space only, as the API's schema states (a no-break space is text).
+    title = (title or "").strip(" \t\n\r")
     if not title:
         raise ValidationFailed(
             detail="The title may not be empty.", errors=[FieldError(["body", "title"], "empty")]
@@ -144,6 +145,10 @@ def file_upload(*, actor: Any, uploaded: UploadedFile) -> File:
     if not uploaded.size:
         raise ValidationFailed(
             detail="The file is empty.", errors=[FieldError(["body", "file"], "empty file")]
+        )
+    if uploaded.file is None:
+        raise ValidationFailed(
+            detail="No file content.", errors=[FieldError(["body", "file"], "no content")]
         )
     mime_type = sniff_mime_type(uploaded.file)
     if mime_type is None or mime_type not in allowed_mime_types():

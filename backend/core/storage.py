@@ -149,7 +149,9 @@ def private_url(
     if expires_in <= 0:
         raise ValueError("expires_in must be positive")
     storage = default_storage()
-    if is_s3(storage):
+    from storages.backends.s3 import S3Storage
+
+    if isinstance(storage, S3Storage):
         parameters = (
             {"ResponseContentDisposition": content_disposition(download_name)}
             if download_name

@@ -346,3 +346,13 @@ def test_deleting_a_user_removes_their_stored_files() -> None:
     file = make_file(owner)
     owner.delete()
     assert not storages["default"].exists(file.storage_name)
+
+
+@pytest.mark.parametrize("user_id", ["5", True, 1.0])
+def test_share_takes_an_integer_only(customer: User, user_id: object) -> None:
+    file = make_file(customer)
+    other = UserFactory(roles=["Customer"])
+    response = ApiClient(bearer_for(customer)).post(
+        f"/files/{file.pk}/share", {"user_id": str(other.pk) if user_id == "5" else user_id}
+    )
+    assert response.status_code == 422

@@ -257,3 +257,23 @@ def test_deleting_a_post_drops_its_object_rights(as_editor: ApiClient, editor: U
     assert not UserObjectPermission.objects.filter(
         object_pk=str(post.pk), content_type__app_label="content"
     ).exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"title": "ok", "published": 0},
+        {"title": "ok", "published": "true"},
+        {"title": 5},
+        {"title": "\x00"},
+        {"title": "ok", "body_html": "a\x00b"},
+    ],
+)
+def test_fields_take_only_their_own_json_kind(as_editor: ApiClient, body: object) -> None:
+    assert as_editor.post("/posts", body).status_code == 422
+
+
+def test_title_is_trimmed_of_ascii_space_only(as_editor: ApiClient) -> None:
+    response = as_editor.post("/posts", {"title": " \t\u00a0Title\n"})
+    assert response.status_code == 201
+    assert response.json()["title"] == "\u00a0Title"

@@ -10,7 +10,8 @@ the client still sends is discarded for a short while (so it reads the 413 inste
 reset), then the connection is dropped.
 
 The limit is the upload limit plus room for the multipart envelope, for every path: no JSON
-request comes near it. ``install()`` runs from ``backend/asgi.py``.
+request comes near it. ``install()`` runs from ``backend/asgi.py``. It is server wiring, not
+API: it answers in raw HTTP and knows nothing of views.
 """
 
 from __future__ import annotations
@@ -18,9 +19,24 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
+
+from django.conf import settings
 
 logger = logging.getLogger("triton.api")
+
+# Room for the multipart envelope (boundaries, part headers, other small fields).
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+def max_upload_bytes() -> int:
+    return int(settings.FILE_UPLOAD_MAX_BYTES)
+
+
+def max_request_body_bytes() -> int:
+    """The largest request body any path accepts."""
+    return max_upload_bytes() + MULTIPART_OVERHEAD_BYTES
+
 
 # How long (seconds) and how much (bytes) of a refused body is drained before the drop.
 LINGER_SECONDS = 2.0
@@ -67,7 +83,7 @@ def _response_bytes(limit: int) -> bytes:
     return head + body
 
 
-def install(limit: Callable[[], int]) -> bool:
+def install(limit: Callable[[], int] = max_request_body_bytes) -> bool:
     """Patch daphne's request class once; False when daphne is not importable."""
     try:
         from daphne.http_protocol import WebRequest
@@ -103,7 +119,7 @@ def install(limit: Callable[[], int]) -> bool:
         except (AttributeError, NotImplementedError):  # not TCP (e.g. TLS wrapper)
             transport.loseConnection()
             return
-        reactor.callLater(LINGER_SECONDS, transport.abortConnection)
+        cast(Any, reactor).callLater(LINGER_SECONDS, transport.abortConnection)
 
     def got_length(self: Any, length: int | None) -> None:
         self._triton_received = 0
@@ -144,7 +160,7 @@ def install(limit: Callable[[], int]) -> bool:
     from twisted.web.http import HTTPChannel
 
     original_send_100 = HTTPChannel._send100Continue
-    HTTPChannel._send100Continue = send_100_continue
+    setattr(HTTPChannel, "_send100Continue", send_100_continue)  # noqa: B010
     WebRequest.gotLength = got_length
     WebRequest.handleContentChunk = handle_content_chunk
     WebRequest.process = process
