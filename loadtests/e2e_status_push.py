@@ -58,6 +58,8 @@ class OwnerSocket:
             pass
         self.ws.settimeout(None)
         self.frames: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
+        # Frames per (order id, status): more than one means the same change came twice.
+        self.seen: dict[tuple[Any, Any], int] = {}
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -70,7 +72,10 @@ class OwnerSocket:
                 return
             frame = json.loads(raw)
             if frame.get("event") == "order.status_changed":
-                self.frames.put((time.perf_counter(), frame["data"]))
+                data = frame["data"]
+                key = (data.get("id"), data.get("status"))
+                self.seen[key] = self.seen.get(key, 0) + 1
+                self.frames.put((time.perf_counter(), data))
 
     def wait_for(self, order_id: int, status: str, timeout: float) -> float | None:
         """Arrival time (perf_counter) of the frame showing this order in this status."""
@@ -100,7 +105,7 @@ def connect_owner(host: str, token: str, attempts: int = 5) -> OwnerSocket:
 
 def probe(
     host: str, owner_token: str, staff_token: str, duration: float, timeout: float
-) -> tuple[list[float], int, list[str]]:
+) -> tuple[list[float], int, int, list[str]]:
     owner = requests.Session()
     owner.headers["Authorization"] = f"Bearer {owner_token}"
     staff = requests.Session()
@@ -149,8 +154,12 @@ def probe(
                 continue
             latencies.append((arrived - started) * 1000)
         time.sleep(0.2)
+    time.sleep(timeout)  # late frames still count as duplicates
     sock.ws.close()
-    return latencies, failures, errors
+    duplicates = sum(count - 1 for count in sock.seen.values() if count > 1)
+    if duplicates:
+        errors.append(f"{duplicates} duplicate order.status_changed frames")
+    return latencies, failures, duplicates, errors
 
 
 def p99(values: list[float]) -> float:
@@ -227,7 +236,7 @@ def main() -> int:
     try:
         time.sleep(min(ramp_up, args.time / 2))  # measure under the full load, not the ramp
         probe_time = max(5.0, args.time - ramp_up - 5)
-        latencies, failures, errors = probe(
+        latencies, failures, duplicates, errors = probe(
             host,
             # The last seeded account: locust hands accounts out from the first one.
             tokens["users"][-1]["token"],
@@ -243,6 +252,7 @@ def main() -> int:
             "status_push_p99_ms": round(p99(latencies), 1),
             "failures": failures,
             "samples": len(latencies),
+            "duplicate_frames": duplicates,
             "status_push_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
             "status_push_max_ms": round(max(latencies), 1) if latencies else None,
             "probe_errors": errors[:20],
