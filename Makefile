@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 PYTEST_ARGS ?=
 
-.PHONY: install run cluster test test-e2e soak bench lint format migrate services clean help audit
+.PHONY: install run cluster test test-e2e soak bench lint format migrate services clean help audit loadtest loadtest-seed
 
 help:
 	@echo "make run     start Triton on 127.0.0.1:\$$PORT (default 8000) with embedded services, supervised (Ctrl-C stops all)"
@@ -17,6 +17,8 @@ help:
 	@echo "make test    run the test suite against real MariaDB and Redis (starts them)"
 	@echo "make soak    slow soak and fault suites"
 	@echo "make bench   benchmarks (< 10 min); numbers go to loadtests/results/latest.{json,md}"
+	@echo "make loadtest HOST=http://127.0.0.1:8000 USERS=50 TIME=60s   headless locust run;"
+	@echo "             CSV and HTML report in loadtests/results/ (loadtests/README.md)"
 	@echo "make lint    ruff, the import rules (import-linter) and the type checker (mypy)"
 	@echo "make audit   locked dependencies against vulnerability advisories (audit-allowlist.toml)"
 
@@ -55,6 +57,26 @@ bench: install
 # Skips, saying so, where no advisory service is reachable (AUDIT_REQUIRED=1: fail instead).
 audit: install
 	$(VENV)/bin/python scripts/audit.py
+
+# Load tests (loadtests/README.md). Seed the target first: make loadtest-seed (same
+# DATABASE_URL as the server) writes loadtests/results/tokens.json, which the run then uses.
+HOST ?= http://127.0.0.1:8000
+USERS ?= 50
+SPAWN_RATE ?= 5
+TIME ?= 60s
+SEED_USERS ?= 200
+TOKENS ?= loadtests/results/tokens.json
+LOADTEST_RESULTS := loadtests/results
+
+loadtest-seed: install
+	$(VENV)/bin/python manage.py seed_loadtest --users $(SEED_USERS) --tokens-out $(TOKENS)
+
+loadtest: install
+	@mkdir -p $(LOADTEST_RESULTS)
+	$(VENV)/bin/locust -f loadtests/locustfile.py --host $(HOST) --headless \
+		--users $(USERS) --spawn-rate $(SPAWN_RATE) --run-time $(TIME) \
+		$(if $(wildcard $(TOKENS)),--triton-tokens $(TOKENS),) \
+		--csv $(LOADTEST_RESULTS)/locust --html $(LOADTEST_RESULTS)/report.html --only-summary
 
 lint: install
 	$(VENV)/bin/ruff check .

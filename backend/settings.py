@@ -85,6 +85,8 @@ INSTALLED_APPS = [
     "django_prometheus",
     # Serves the Swagger UI's assets from /static/ninja/ instead of a CDN (works offline).
     "ninja",
+    # Not a domain app: registered for its management commands (seed_loadtest).
+    "backend.core",
     "backend.accounts",
     "backend.messaging",
     "backend.todos",
