@@ -85,14 +85,13 @@ INSTALLED_APPS = [
     "django_prometheus",
     # Serves the Swagger UI's assets from /static/ninja/ instead of a CDN (works offline).
     "ninja",
-    # Not a domain app: registered for its management commands (seed_loadtest).
+    # Not a domain app: registered for its management commands (backup, restore, seed_loadtest).
     "backend.core",
     "backend.accounts",
     "backend.messaging",
     "backend.todos",
     "backend.commerce",
     "backend.content",
-    "backend.core",
     "realtime",
 ]
 
