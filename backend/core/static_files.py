@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.exceptions import SuspiciousOperation
-from django.http import Http404, HttpRequest, HttpResponseBase
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 
 
 class SafeASGIStaticFilesHandler(ASGIStaticFilesHandler):
-    def serve(self, request: HttpRequest) -> HttpResponseBase:
+    def serve(self, request: HttpRequest) -> HttpResponse | FileResponse:
         try:
             return super().serve(request)
         except (SuspiciousOperation, ValueError) as exc:  # ValueError: e.g. a NUL in the path
