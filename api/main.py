@@ -68,11 +68,11 @@ def document_problem_responses(schema: dict[str, Any]) -> None:
                 str(code): answer for code, answer in operation.get("responses", {}).items()
             }
             operation["responses"] = responses
-            for status in sorted(_platform_statuses(method, operation)):
+            for platform_status in sorted(_platform_statuses(method, operation)):
                 responses.setdefault(
-                    str(status),
+                    str(platform_status),
                     {
-                        "description": errors.title_for(status),
+                        "description": errors.title_for(platform_status),
                         "content": {errors.PROBLEM_CONTENT_TYPE: {"schema": problem_ref}},
                     },
                 )

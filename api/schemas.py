@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, TypeAlias, Union, get_args, get_origin
 
 from annotated_types import GroupedMetadata
 from django.conf import settings
@@ -29,6 +29,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 # JSON Schema patterns are unanchored searches: anchor them.
 NO_NUL = r"^[^\x00]*$"
@@ -122,6 +123,11 @@ SearchTerm = Annotated[str, Text(max_length=100, trim=True)]
 ResetToken = Annotated[str, Text(max_length=200, min_length=1, pattern=NOT_BLANK, trim=True)]
 
 
+# The type of a PartialInput field that may be left out: ``X | Omitted = None``. None in
+# Python means "left out"; on the wire null is refused, and the OpenAPI document names only X.
+Omitted: TypeAlias = SkipJsonSchema[None]
+
+
 # The JSON kind the OpenAPI document gives each Python type: pydantic's lax mode would also
 # take ``0`` for a boolean, ``"5"`` or ``5.0`` for an integer, a number for a decimal string
 # or a timestamp for a date, which the schema calls invalid.
@@ -138,15 +144,16 @@ _JSON_KINDS: dict[type, tuple[type, ...]] = {
 
 def _json_kinds(annotation: Any) -> tuple[type, ...] | None:
     """The JSON kinds a value of ``annotation`` may arrive as, or None when not checked here."""
+    if annotation is type(None):
+        return (type(None),)
+    if annotation == Omitted:
+        return ()  # not in the document: no kind it names
     origin = get_origin(annotation)
     if origin is Annotated:
         return _json_kinds(get_args(annotation)[0])
     if origin in (Union, types.UnionType):
         kinds: list[type] = []
         for arm in get_args(annotation):
-            if arm is type(None):
-                kinds.append(type(None))
-                continue
             arm_kinds = _json_kinds(arm)
             if arm_kinds is None:
                 return None
@@ -155,13 +162,20 @@ def _json_kinds(annotation: Any) -> tuple[type, ...] | None:
     return _JSON_KINDS.get(annotation) if isinstance(annotation, type) else None
 
 
+def _is_none(annotation: Any) -> bool:
+    """``None``, possibly Annotated (``Omitted`` is)."""
+    if get_origin(annotation) is Annotated:
+        return _is_none(get_args(annotation)[0])
+    return annotation is type(None)
+
+
 def _item_annotation(annotation: Any) -> Any:
     """``X`` for ``list[X]`` (possibly Annotated or optional), else None."""
     origin = get_origin(annotation)
     if origin is Annotated:
         return _item_annotation(get_args(annotation)[0])
     if origin in (Union, types.UnionType):
-        arms = [arm for arm in get_args(annotation) if arm is not type(None)]
+        arms = [arm for arm in get_args(annotation) if not _is_none(arm)]
         return _item_annotation(arms[0]) if len(arms) == 1 else None
     if origin in (list, set, tuple, frozenset):
         args = get_args(annotation)
@@ -207,11 +221,14 @@ def _describe(kinds: tuple[type, ...]) -> str:
 
 
 class PartialInput(Input):
-    """Fields may be left out; ``null`` is never a value."""
+    """Fields may be left out; ``null`` is never a value, except in the fields named in
+    ``nullable`` (declared ``X | None``, where null means "clear it")."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_null(cls, value: object) -> object:
-        if value is None:
+    def _no_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is None and info.field_name not in cls.nullable:
             raise ValueError("May be left out, but not null.")
         return value

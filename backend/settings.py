@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -298,7 +299,8 @@ AUTHENTICATION_BACKENDS = [
 # No guardian anonymous user: the API answers 401 to anonymous callers instead.
 ANONYMOUS_USER_NAME = None
 GUARDIAN_RAISE_403 = False
-AUTH_PASSWORD_VALIDATORS = [
+# Annotated: inferred from the literal, the entries would be dict[str, object].
+AUTH_PASSWORD_VALIDATORS: list[dict[str, Any]] = [
     {
         "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
         "OPTIONS": {"user_attributes": ("email", "name")},

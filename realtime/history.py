@@ -22,6 +22,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cache
+from typing import cast
 
 from django.conf import settings
 
@@ -416,8 +417,8 @@ class RedisHistory(History):
         pipe.execute()
 
     def presence_list(self, topic: str) -> list[int]:
-        members = self.client.zrangebyscore(self._presence(topic), time.time(), "+inf")
-        return sorted({int(str(member).split(":", 1)[0]) for member in members})
+        members = self._live_members(self._presence(topic))
+        return sorted({int(member.split(":", 1)[0]) for member in members})
 
     def online_add(self, user_id: int, connection_id: str) -> None:
         self.online_refresh([(user_id, connection_id)])
@@ -437,8 +438,15 @@ class RedisHistory(History):
         pipe.execute()
 
     def online_users(self) -> set[int]:
-        members = self.client.zrangebyscore(self._online(), time.time(), "+inf")
-        return {int(str(member).split(":", 1)[0]) for member in members}
+        members = self._live_members(self._online())
+        return {int(member.split(":", 1)[0]) for member in members}
+
+    def _live_members(self, key: str) -> list[str]:
+        """Members of the sorted set ``key`` whose expiry score is still in the future."""
+        members = self.client.zrangebyscore(key, time.time(), "+inf")
+        # redis-py types the reply for every decode/withscores mode; with decode_responses
+        # and no scores it is a list of str.
+        return cast("list[str]", members)
 
     def ping(self) -> bool:
         return bool(self.client.ping())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,11 +23,48 @@ def _delete_keys(pattern: str) -> None:
         client.delete(*keys)
 
 
+def _run_key_patterns() -> list[str]:
+    """Where this run's keys live: the cache, the channel layer, the realtime store, and the
+    Celery queue (kombu keeps the queue's list and its bindings under the queue's name; beat
+    workers a test starts get queues named after it)."""
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    patterns = [
+        f"{settings.CACHES['default']['KEY_PREFIX']}:*",
+        f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:*",
+        f"{settings.REALTIME_KEY_PREFIX}:*",
+    ]
+    for name in (queue, f"{queue}-*"):
+        patterns += [name, f"_kombu.binding.{name}", f"_kombu.binding_permanent.{name}"]
+    return patterns
+
+
+def _keys_naming_the_run(client: redis.Redis) -> list[bytes]:
+    """Keys outside the patterns above that still carry this run's id: a leak to fix."""
+    run_id = re.escape(os.environ["TEST_RUN_ID"].encode())
+    marker = re.compile(rb"(?<![0-9A-Za-z])" + run_id + rb"(?![0-9A-Za-z])")
+    return [
+        key
+        for key in client.scan_iter(match=f"*{os.environ['TEST_RUN_ID']}*", count=1000)
+        if marker.search(key)
+    ]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_redis() -> Iterator[None]:
+    # Set up first, torn down last: servers and workers the suite starts have stopped.
     yield
-    for prefix in (settings.CACHES["default"]["KEY_PREFIX"], settings.REALTIME_KEY_PREFIX):
-        _delete_keys(f"{prefix}*")
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for pattern in _run_key_patterns():
+        _delete_keys(pattern)
+    left = sorted(_keys_naming_the_run(client))
+    if left:
+        client.delete(*left)
+        pytest.fail(
+            f"this run left {len(left)} Redis key(s) outside its prefixes (now deleted), e.g. "
+            f"{[key.decode(errors='replace') for key in left[:5]]}: keep test keys under the "
+            "prefixes in tests/settings.py",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from django.contrib.auth.models import Group, Permission
 from ninja import Schema
@@ -17,6 +17,7 @@ from api.schemas import (
     Input,
     Name,
     NewPassword,
+    Omitted,
     PartialInput,
     Password,
     ResetToken,
@@ -61,12 +62,12 @@ class UserCreateIn(Input):
 class UserPatchIn(PartialInput):
     """Self may change name, email and password; ``users.update`` also is_active and roles."""
 
-    name: Name = None  # type: ignore[assignment]
-    email: Email = None  # type: ignore[assignment]
-    password: NewPassword = None  # type: ignore[assignment]
-    is_active: bool = None  # type: ignore[assignment]
-    roles: list[RoleName] = Field(None, max_length=50)  # type: ignore[assignment]
-    current_password: Password = Field(  # type: ignore[assignment]
+    name: Name | Omitted = None
+    email: Email | Omitted = None
+    password: NewPassword | Omitted = None
+    is_active: bool | Omitted = None
+    roles: Annotated[list[RoleName], Field(max_length=50)] | Omitted = None
+    current_password: Password | Omitted = Field(
         None,
         description="Your current password: required to change your own password or email "
         "(422 on this field when missing or wrong). Not needed by users.update for others.",
@@ -128,8 +129,8 @@ class RoleOut(Schema):
     @staticmethod
     def resolve_description(obj: Group) -> str:
         try:
-            return obj.role.description  # type: ignore[attr-defined,no-any-return]
-        except Group.role.RelatedObjectDoesNotExist:  # type: ignore[attr-defined]
+            return obj.role.description
+        except Group.role.RelatedObjectDoesNotExist:
             return ""  # a group made by hand in the admin, without a Role row
 
     @staticmethod

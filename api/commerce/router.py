@@ -238,7 +238,7 @@ def invoice_pdf(request: HttpRequest, invoice_id: int) -> HttpResponseBase:
     invoice = selectors.invoice_get_visible(actor=current_user(request), invoice_id=invoice_id)
     if invoice.status != "ready":
         raise Conflict(detail=f"The invoice is {invoice.status}; its PDF is not there.")
-    if not storage.is_s3():
+    if not storage.is_s3(storage.default_storage()):
         return FileResponse(
             storage.default_storage().open(invoice.pdf_name, "rb"),
             content_type="application/pdf",

@@ -219,7 +219,7 @@ def file_detail(request: HttpRequest, file_id: int) -> Any:
 )
 def file_download(request: HttpRequest, file_id: int) -> HttpResponseBase:
     file = selectors.file_get(user=current_user(request), file_id=file_id)
-    if storage.is_s3():
+    if storage.is_s3(storage.default_storage()):
         url = storage.private_url(
             file.storage_name,
             expires_in=settings.FILE_DOWNLOAD_LINK_EXPIRY,

@@ -9,7 +9,7 @@ from ninja import Schema
 from pydantic import Field, StringConstraints, field_validator
 
 from api.pagination import PageParams
-from api.schemas import NOT_BLANK, Input, SearchTerm, Text
+from api.schemas import NOT_BLANK, Input, Omitted, PartialInput, SearchTerm, Text
 from backend.messaging.models import (
     CLIENT_MSG_ID_MAX_LENGTH,
     MAIL_BODY_MAX_LENGTH,
@@ -141,20 +141,13 @@ class MailSendIn(Input):
     body: MailBody
 
 
-class MailPatchIn(Input):
+class MailPatchIn(PartialInput):
     """Fields may be left out, never null."""
 
-    read_flag: bool = None  # type: ignore[assignment]
-    folder: Folder = Field(  # type: ignore[assignment]
+    read_flag: bool | Omitted = None
+    folder: Folder | Omitted = Field(
         None, description="archive and trash always; inbox/sent/drafts only where it came from."
     )
-
-    @field_validator("read_flag", "folder", mode="before")
-    @classmethod
-    def _no_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("May be left out, but not null.")
-        return value
 
 
 class MailListQuery(PageParams):

@@ -6,10 +6,10 @@ from datetime import date, datetime
 from typing import Annotated
 
 from ninja import Schema
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from api.pagination import PageParams
-from api.schemas import NOT_BLANK, Input, IsoDate, Text
+from api.schemas import NOT_BLANK, Input, IsoDate, Omitted, PartialInput, Text
 from backend.todos.models import DETAILS_MAX_LENGTH, TITLE_MAX_LENGTH
 
 Title = Annotated[
@@ -36,23 +36,17 @@ class TaskCreateIn(Input):
     due_date: DueDate | None = None
 
 
-class TaskPatchIn(Input):
+class TaskPatchIn(PartialInput):
     """Fields may be left out; only ``due_date`` may be null (clears it)."""
 
-    title: Title = None  # type: ignore[assignment]
-    details: Details = None  # type: ignore[assignment]
-    due_date: DueDate | None = None
-    completed: bool = Field(
-        None,  # type: ignore[arg-type]
-        description="true sets completed_at (kept if already done), false clears it.",
-    )
+    nullable = frozenset({"due_date"})
 
-    @field_validator("title", "details", "completed", mode="before")
-    @classmethod
-    def _no_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("May be left out, but not null.")
-        return value
+    title: Title | Omitted = None
+    details: Details | Omitted = None
+    due_date: DueDate | None = None
+    completed: bool | Omitted = Field(
+        None, description="true sets completed_at (kept if already done), false clears it."
+    )
 
 
 class TaskListQuery(PageParams):

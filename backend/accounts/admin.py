@@ -28,8 +28,9 @@ class LimitedAdminAuthenticationForm(AdminAuthenticationForm):
         password = self.cleaned_data.get("password")
         if email is not None and password:
             try:
+                address = client_address(self.request) if self.request is not None else None
                 self.user_cache = user_authenticate(
-                    email=email, password=password, client_address=client_address(self.request)
+                    email=email, password=password, client_address=address
                 )
             except Throttled as exc:
                 raise ValidationError(
@@ -49,7 +50,8 @@ admin.site.login_form = LimitedAdminAuthenticationForm
 
 
 @admin.register(User)
-class UserAdmin(GuardedModelAdminMixin, DjangoUserAdmin):
+# guardian annotates change_form_template as an instance str, django-stubs as a ClassVar.
+class UserAdmin(GuardedModelAdminMixin, DjangoUserAdmin):  # type: ignore[misc]
     ordering = ("id",)
     list_display = ("id", "email", "name", "is_active", "is_staff", "created_at")
     list_filter = ("is_active", "is_staff", "is_superuser", "groups")

@@ -55,7 +55,7 @@ def _drop_object_rights_on_other_models(permission: Permission) -> None:
     from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
     for model in (get_user_obj_perms_model(), get_group_obj_perms_model()):
-        model.objects.filter(permission=permission).exclude(
+        model._default_manager.filter(permission=permission).exclude(
             content_type=permission.content_type
         ).delete()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
@@ -18,6 +19,9 @@ from backend.core.permissions import (
     permission_names,
     require_perm,
 )
+
+if TYPE_CHECKING:
+    from django.db.models.options import Options
 
 
 def catalog_permissions() -> QuerySet[Permission]:
@@ -90,10 +94,14 @@ def _roles_and_permissions_sql(vendor: str) -> str:
     def column(meta: object, name: str) -> str:
         return quote(meta.get_field(name).column)  # type: ignore[attr-defined]
 
+    def pk_column(meta: Options[Any]) -> str:
+        assert meta.pk is not None and meta.pk.column is not None  # concrete models
+        return quote(meta.pk.column)
+
     ug_user, ug_group = column(user_groups, "user"), column(user_groups, "group")
     permission_from = (
         f"FROM {quote(permission.db_table)} p INNER JOIN {quote(content_type.db_table)} ct "
-        f"ON ct.{quote(content_type.pk.column)} = p.{column(permission, 'content_type')} "
+        f"ON ct.{pk_column(content_type)} = p.{column(permission, 'content_type')} "
     )
     permission_columns = (
         f"SELECT 'p', ct.{column(content_type, 'app_label')}, p.{column(permission, 'codename')} "
@@ -101,15 +109,15 @@ def _roles_and_permissions_sql(vendor: str) -> str:
     return (
         f"SELECT 'r', g.{column(group, 'name')}, '' FROM {quote(group.db_table)} g "  # noqa: S608
         f"INNER JOIN {quote(user_groups.db_table)} ug "
-        f"ON ug.{ug_group} = g.{quote(group.pk.column)} "
+        f"ON ug.{ug_group} = g.{pk_column(group)} "
         f"WHERE ug.{ug_user} = %s "
         f"UNION ALL {permission_columns}{permission_from}"
         f"INNER JOIN {quote(user_perms.db_table)} up "
-        f"ON up.{column(user_perms, 'permission')} = p.{quote(permission.pk.column)} "
+        f"ON up.{column(user_perms, 'permission')} = p.{pk_column(permission)} "
         f"WHERE up.{column(user_perms, 'user')} = %s "
         f"UNION ALL {permission_columns}{permission_from}"
         f"INNER JOIN {quote(group_perms.db_table)} gp "
-        f"ON gp.{column(group_perms, 'permission')} = p.{quote(permission.pk.column)} "
+        f"ON gp.{column(group_perms, 'permission')} = p.{pk_column(permission)} "
         f"INNER JOIN {quote(user_groups.db_table)} ug2 "
         f"ON ug2.{ug_group} = gp.{column(group_perms, 'group')} "
         f"WHERE ug2.{ug_user} = %s"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -223,7 +224,7 @@ def password_reset_mail_send(*, user_id: int) -> bool:
 
 def expired_tokens_purge() -> int:
     """Delete tokens that expired or were revoked more than a week ago."""
-    cutoff = timezone.now() - timezone.timedelta(days=7)
+    cutoff = timezone.now() - timedelta(days=7)
     deleted, _ = PersonalAccessToken.objects.filter(
         Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff)
     ).delete()

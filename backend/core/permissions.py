@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from django.apps import apps
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, PermissionsMixin
 from django.db.models import CharField, Exists, Model, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils.module_loading import module_has_submodule
@@ -173,8 +173,10 @@ registry = PermissionRegistry()
 
 
 # --- the rule ---------------------------------------------------------------------------------
-def _is_active_user(user: AnyUser) -> bool:
-    return user is not None and user.is_authenticated and user.is_active
+def _is_active_user(user: AnyUser) -> TypeGuard[PermissionsMixin]:
+    # Users that hold rights carry Django's permission fields (PermissionsMixin); anonymous
+    # users do not, so the check also tells the type checker what ``user`` is.
+    return isinstance(user, PermissionsMixin) and user.is_authenticated and user.is_active
 
 
 def _check_object_model(spec: PermissionSpec, obj: Model) -> None:
@@ -184,7 +186,7 @@ def _check_object_model(spec: PermissionSpec, obj: Model) -> None:
         )
 
 
-def _holds_globally(user: AbstractBaseUser, spec: PermissionSpec) -> bool:
+def _holds_globally(user: PermissionsMixin, spec: PermissionSpec) -> bool:
     # get_all_permissions() is cached on the user instance: one pair of queries per request.
     held = user.get_all_permissions()
     return any(registry.get(name).perm in held for name in (spec.name, *spec.implied_by))
@@ -244,20 +246,20 @@ def filter_by_perm(user: AnyUser, queryset: QuerySet[Any], name: str) -> QuerySe
         return queryset
     user_model = type(user)
     global_rows = permission_rows((spec.name, *spec.implied_by))
-    via_role = user_model.groups.through.objects.filter(
+    via_role = user_model.groups.through._default_manager.filter(
         **{user_model.groups.field.m2m_field_name(): user.pk},
         group__permissions__in=global_rows,
     )
-    direct = user_model.user_permissions.through.objects.filter(
+    direct = user_model.user_permissions.through._default_manager.filter(
         **{user_model.user_permissions.field.m2m_field_name(): user.pk},
         permission__in=global_rows,
     )
     object_row = permission_rows((spec.name,))
     object_pk = Cast(OuterRef("pk"), output_field=CharField())
-    on_object_for_user = get_user_obj_perms_model().objects.filter(
+    on_object_for_user = get_user_obj_perms_model()._default_manager.filter(
         user=user.pk, permission__in=object_row, object_pk=object_pk
     )
-    on_object_for_role = get_group_obj_perms_model().objects.filter(
+    on_object_for_role = get_group_obj_perms_model()._default_manager.filter(
         group__user=user.pk, permission__in=object_row, object_pk=object_pk
     )
     return queryset.filter(

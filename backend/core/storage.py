@@ -19,13 +19,16 @@ import mimetypes
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import parse_qs, quote, urlsplit
 
 from django.conf import settings
 from django.core import signing
 from django.core.files.storage import Storage, storages
 from django.urls import reverse
+
+if TYPE_CHECKING:
+    from storages.backends.s3 import S3Storage
 
 S3_BACKEND = "storages.backends.s3.S3Storage"
 LOCAL_BACKEND = "django.core.files.storage.FileSystemStorage"
@@ -85,10 +88,11 @@ def default_storage() -> Storage:
     return storages["default"]
 
 
-def is_s3(storage: Storage | None = None) -> bool:
+def is_s3(storage: Storage) -> TypeGuard[S3Storage]:
+    # Imported here: boto3 loads only when S3 is in use.
     from storages.backends.s3 import S3Storage
 
-    return isinstance(storage or default_storage(), S3Storage)
+    return isinstance(storage, S3Storage)
 
 
 # --- Download names ---------------------------------------------------------------------------

@@ -193,12 +193,13 @@ def message_send(
                 raise PermissionDenied(detail="Only members of the room may post to it.")
             target = {"room_id": room_id}
         else:
+            assert recipient_id is not None  # exactly one of the two, checked above
             if recipient_id == actor.pk:
                 raise ValidationFailed(
                     detail="A direct message needs another user.",
                     errors=[FieldError(loc=["body", "recipient_id"], msg="Not yourself.")],
                 )
-            _active_users([recipient_id], loc=["body", "recipient_id"])  # type: ignore[list-item]
+            _active_users([recipient_id], loc=["body", "recipient_id"])
             target = {"recipient_id": recipient_id}
         try:
             with transaction.atomic():  # a savepoint: the duplicate below must not end ours

@@ -1,18 +1,31 @@
 """The history's promise, for the Redis store and the embedded one alike."""
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from realtime.history import EMPTY_TOPIC_OFFSET, MemoryHistory, Offset, RedisHistory
+from realtime.history import EMPTY_TOPIC_OFFSET, History, MemoryHistory, Offset, RedisHistory
+
+
+@pytest.fixture
+def redis_history() -> Iterator[RedisHistory]:
+    """A Redis history of its own under this run's realtime prefix; its keys go at the end."""
+    store = RedisHistory(
+        settings.REDIS_URL, prefix=f"{settings.REALTIME_KEY_PREFIX}:history-{uuid.uuid4().hex[:8]}"
+    )
+    yield store
+    keys = list(store.client.scan_iter(match=f"{store.prefix}:*", count=1000))
+    if keys:
+        store.client.delete(*keys)
 
 
 @pytest.fixture(params=["redis", "memory"])
-def history(request):
+def history(request: pytest.FixtureRequest) -> History:
     if request.param == "redis":
-        return RedisHistory(settings.REDIS_URL, prefix=f"test:{uuid.uuid4().hex[:8]}")
+        return request.getfixturevalue("redis_history")
     return MemoryHistory()
 
 
@@ -76,8 +89,10 @@ def test_presence_counts_connections_per_user(history) -> None:
     assert history.presence_list("room.1") == [8]
 
 
-def test_redis_history_restarts_with_a_new_epoch_after_it_is_lost() -> None:
-    history = RedisHistory(settings.REDIS_URL, prefix=f"test:{uuid.uuid4().hex[:8]}")
+def test_redis_history_restarts_with_a_new_epoch_after_it_is_lost(
+    redis_history: RedisHistory,
+) -> None:
+    history = redis_history
     old = history.append("user.1", "a", "{}")
     history.client.delete(history._meta("user.1"), history._stream("user.1"))
     new = history.append("user.1", "a", "{}")
