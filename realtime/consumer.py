@@ -35,7 +35,7 @@ from realtime.topics import Topic, authorize_topic, presence_event_data
 
 logger = logging.getLogger(__name__)
 
-# Close codes (README "Realtime protocol").
+# Close codes (docs/protocol.md).
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_TOO_SLOW = 4008
