@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.conf import settings
 
 from backend.accounts.tokens import token_issue
 from tests.e2e.conftest import LOG_DIR, ROOT, Server, ServerPool, free_port
@@ -34,7 +35,13 @@ def page_server(servers: ServerPool) -> Iterator[Server]:
     server = Server(
         name="dashboard-page",
         port=port,
-        env=servers.mariadb_env(SERVE_STATIC="true"),
+        env=servers.mariadb_env(
+            SERVE_STATIC="true",
+            STATIC_MANIFEST="false",
+            STATIC_USE_FINDERS="true",
+            # The factories hash passwords with the test settings' fast MD5 hasher.
+            PASSWORD_HASHERS=",".join(settings.PASSWORD_HASHERS),
+        ),
         log_path=LOG_DIR / f"{os.getpid()}-dashboard-page-{port}.log",
     )
     server.start()
@@ -67,6 +74,7 @@ def browser() -> Iterator[Any]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(argument)
     options.add_argument("--window-size=1200,900")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     yield driver
@@ -96,6 +104,11 @@ def state(driver: Any) -> str:
 def orders_on_page(driver: Any) -> int | None:
     value = driver.execute_script("return document.body.dataset.ordersToday")
     return int(value) if value is not None else None
+
+
+def browser_log(driver: Any) -> str:
+    """The page's console (errors included), for a failing test's report."""
+    return "\n".join(str(entry) for entry in driver.get_log("browser"))
 
 
 def sign_in(driver: Any, server: Server, email: str) -> None:
@@ -133,7 +146,11 @@ def test_staff_sees_live_figures_across_a_server_restart(
     product = ProductFactory(stock=100, price="5.00")
 
     sign_in(browser, page_server, staff.email)
-    wait_for(lambda: state(browser) == "live", "the page to go live")
+    try:
+        wait_for(lambda: state(browser) == "live", "the page to go live")
+    except AssertionError:
+        screenshot(browser, "failed-to-go-live")
+        raise AssertionError(f"not live; console:\n{browser_log(browser)}") from None
     wait_for(lambda: orders_on_page(browser) is not None, "the first figures")
     start = orders_on_page(browser)
     assert start == dashboard_over_rest(page_server, staff_token)["orders_today"]
