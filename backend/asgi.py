@@ -15,6 +15,15 @@ from backend.core.asgi import PooledThreadsASGIHandler  # noqa: E402
 
 django_http: Any = PooledThreadsASGIHandler()
 
+from django.conf import settings  # noqa: E402
+
+if settings.SENTRY_DSN:
+    # sentry-sdk patches Django's own ASGIHandler.__call__, which the pooled handler overrides:
+    # wrap it the same way, so request events carry the URL, method and headers.
+    from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
+
+    django_http = SentryAsgiMiddleware(django_http, unsafe_context_data=True)
+
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from backend.core import body_limit  # noqa: E402

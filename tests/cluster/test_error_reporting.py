@@ -52,6 +52,12 @@ class Inbox:
                     body = gzip.decompress(body)
                 elif encoding == "deflate":
                     body = zlib.decompress(body)
+                elif encoding == "br":
+                    # sentry-sdk compresses with brotli whenever the module is installed
+                    # (locust brings it in).
+                    import brotli
+
+                    body = brotli.decompress(body)
                 with inbox.lock:
                     inbox.bodies.append(body)
                 self.send_response(200)
