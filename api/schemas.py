@@ -135,7 +135,8 @@ _JSON_KINDS: dict[type, tuple[type, ...]] = {
     bool: (bool,),
     int: (int,),
     float: (int, float),
-    Decimal: (str,),
+    # pydantic's schema for a Decimal is a number or a numeric string.
+    Decimal: (str, int, float),
     datetime.datetime: (str,),
     datetime.date: (str,),
     uuid.UUID: (str,),

@@ -167,6 +167,8 @@ def triton_env(server: str, var_dir: Path) -> dict[str, str]:
         TRITON_SERVER=server,
         TRITON_VAR_DIR=str(var_dir),
         DJANGO_SUPERUSER_EMAIL="",
+        # One key for the server and the seeding subprocess (settings refuse to start without).
+        DJANGO_SECRET_KEY=f"bench-only-{var_dir.name}-not-a-secret-0123456789abcdef",
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -11,6 +11,7 @@ from ninja import Schema
 from pydantic import AfterValidator, Field, PlainSerializer, StringConstraints, WithJsonSchema
 
 from api.pagination import PageParams
+from api.schemas import Input
 from backend.commerce.models import OrderStatus
 
 
@@ -68,14 +69,14 @@ class ProductListQuery(PageParams):
     search: SearchTerm | None = Field(None, description="Matches name or description.")
 
 
-class ProductIn(Schema):
+class ProductIn(Input):
     name: ProductName
     description: Description = ""
     price: PriceIn
     stock: Stock = 0
 
 
-class ProductPatchIn(Schema):
+class ProductPatchIn(Input):
     name: ProductName | None = None
     description: Description | None = None
     price: PriceIn | None = None
@@ -83,13 +84,13 @@ class ProductPatchIn(Schema):
 
 
 # --- orders ---------------------------------------------------------------------------------
-class OrderLineIn(Schema):
+class OrderLineIn(Input):
     product_id: Id
     # Below 1 is the service's 422 (with the line's loc); bounded here only for the database.
     quantity: Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 
 
-class OrderIn(Schema):
+class OrderIn(Input):
     items: list[OrderLineIn] = Field(..., max_length=100)
 
 
@@ -114,14 +115,14 @@ class OrderListQuery(PageParams):
     status: Literal["pending", "paid", "shipped", "delivered", "cancelled"] | None = None
 
 
-class OrderStatusIn(Schema):
+class OrderStatusIn(Input):
     status: Annotated[str, StringConstraints(max_length=20)] = Field(
         ..., description=f"One of {', '.join(OrderStatus.values)} (legal moves only)."
     )
 
 
 # --- invoices -------------------------------------------------------------------------------
-class InvoiceIn(Schema):
+class InvoiceIn(Input):
     order_id: Id
     template_id: Id | None = None
 
@@ -142,12 +143,12 @@ class InvoiceListQuery(PageParams):
     order_id: Id | None = None
 
 
-class InvoiceTemplateIn(Schema):
+class InvoiceTemplateIn(Input):
     name: TemplateName
     html_template: TemplateSource
 
 
-class InvoiceTemplatePatchIn(Schema):
+class InvoiceTemplatePatchIn(Input):
     name: TemplateName | None = None
     html_template: TemplateSource | None = None
 

@@ -58,6 +58,14 @@ def _parse(response: bytes) -> tuple[int, dict[str, str], bytes]:
     return status, headers, body
 
 
+@pytest.fixture
+def server(servers: ServerPool) -> Server:
+    """daphne: the 413 before the body is read hooks its HTTP protocol (backend/core/body_limit.py).
+    Under uvicorn the same limit holds while the body streams in (the view and the upload
+    handler), tested in tests/api/content."""
+    return servers.get("content-daphne", TRITON_SERVER="daphne")
+
+
 def _upload_head(server: Server, token: str, *, length: int | None) -> bytes:
     framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
     return (
