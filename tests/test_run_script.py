@@ -48,6 +48,10 @@ _SCRUBBED = (
     "CELERY_LOG_FILE",
     "CELERY_LOG_REDIRECT",
     "CELERY_LOG_REDIRECT_LEVEL",
+    # tests/settings.py sets these for the test process; make run must use its own defaults.
+    "STATIC_MANIFEST",
+    "STATIC_USE_FINDERS",
+    "SERVE_STATIC",
     "MAKEFLAGS",
     "MFLAGS",
     "MAKELEVEL",
@@ -297,9 +301,12 @@ def _assert_docs_page_is_self_contained(running: Running) -> None:
     external = [link for link in parser.links if "//" in link]
     assert external == [], f"the Swagger page loads from other hosts: {external}"
     for link in parser.links:
-        with urllib.request.urlopen(running.url(link), timeout=10) as response:
-            assert response.status == 200, link
-            assert response.read(), link
+        try:
+            with urllib.request.urlopen(running.url(link), timeout=10) as response:
+                assert response.status == 200, link
+                assert response.read(), link
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{link}: {exc.code}\n{running.output[-3000:]}") from exc
 
 
 def test_run_script_with_embedded_valkey(start_script: Callable[..., Running]) -> None:
