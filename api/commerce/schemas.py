@@ -8,36 +8,18 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from ninja import Schema
-from pydantic import AfterValidator, Field, PlainSerializer, StringConstraints, WithJsonSchema
+from pydantic import Field, PlainSerializer, StringConstraints, WithJsonSchema
 
 from api.pagination import PageParams
-from api.schemas import Input
+from api.schemas import NOT_BLANK, Input, SearchTerm, Text
 from backend.commerce.models import OrderStatus
 
-
-def _encodable(value: str) -> str:
-    """JSON allows lone surrogates and NULs; neither UTF-8 nor the database does."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValueError("Text must be valid Unicode.") from exc
-    if "\x00" in value:
-        raise ValueError("Text must not contain NUL characters.")
-    return value
-
-
-_utf8 = AfterValidator(_encodable)
 MAX_ID = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-ProductName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _utf8
-]
-Description = Annotated[str, StringConstraints(max_length=10_000), _utf8]
-TemplateName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _utf8
-]
-TemplateSource = Annotated[str, StringConstraints(min_length=1, max_length=200_000), _utf8]
-SearchTerm = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), _utf8]
+ProductName = Annotated[str, Text(max_length=200, min_length=1, pattern=NOT_BLANK, trim=True)]
+Description = Annotated[str, Text(max_length=10_000)]
+TemplateName = Annotated[str, Text(max_length=200, min_length=1, pattern=NOT_BLANK, trim=True)]
+TemplateSource = Annotated[str, Text(max_length=200_000, min_length=1)]
 # Accepts "12.50" or 12.5; at most two places, positive (the service checks again).
 PriceIn = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
 Stock = Annotated[int, Field(ge=0, le=2**31 - 1)]
