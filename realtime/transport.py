@@ -196,7 +196,8 @@ def close_directly(send: Any, code: int, *, reserved: bool) -> bool:
       code). Here the close frame is sent, then only the sending side is shut (half-close),
       and the connection closes once the client has had time to read it.
     * daphne's protocol (autobahn) lets applications close with 1000 and 3000-4999 only;
-      ``reserved`` codes (1012: reconnect and resubscribe with since) go out directly.
+      ``reserved`` codes (1012: reconnect and resubscribe with since) go out directly. Either
+      way the client gets ``CLOSE_HANDSHAKE_SECONDS`` to answer, not autobahn's 1 s.
     """
     with contextlib.suppress(Exception):
         protocol = _uvicorn_protocol(send)
@@ -217,7 +218,13 @@ def close_directly(send: Any, code: int, *, reserved: bool) -> bool:
             asyncio.get_running_loop().call_later(CLOSE_HANDSHAKE_SECONDS, transport.close)
             return True
         protocol = _daphne_protocol(send)
-        if protocol is not None and reserved:
-            protocol.sendCloseFrame(code=code, isReply=False)
-            return True
+        if protocol is not None:
+            # autobahn aborts (TCP reset) a connection whose client has not answered the close
+            # within 1 s; a busy client then loses the close frame and sees 1006.
+            protocol.closeHandshakeTimeout = max(
+                protocol.closeHandshakeTimeout or 0, CLOSE_HANDSHAKE_SECONDS
+            )
+            if reserved:
+                protocol.sendCloseFrame(code=code, isReply=False)
+                return True
     return False
