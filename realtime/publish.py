@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections import defaultdict
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -109,11 +109,13 @@ def _topic_relay_lock(topic: str) -> Iterator[bool]:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT RELEASE_LOCK(%s)", [name])
         return
-    with _local_relay_locks[topic]:
+    with _local_relay_locks[zlib.crc32(topic.encode()) % len(_local_relay_locks)]:
         yield True
 
 
-_local_relay_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+# Striped, so memory stays bounded however many topics a process relays; topics that share a
+# stripe merely take turns (relays never nest, so no stripe is taken twice by one thread).
+_local_relay_locks: tuple[threading.Lock, ...] = tuple(threading.Lock() for _ in range(64))
 
 
 def relay_topic(topic: str, *, batch: int = 500) -> int:
