@@ -137,6 +137,22 @@ def test_nginx_upgrades_websockets_and_restricts_metrics() -> None:
     assert "deny all;" in metrics[: metrics.index("}")]
 
 
+def test_nginx_serves_https_with_the_mounted_certificate_and_redirects_http() -> None:
+    nginx = compose_document()["services"]["nginx"]
+    assert "${HTTPS_PORT:-443}:443" in nginx["ports"]
+    assert "${HTTP_PORT:-80}:80" in nginx["ports"]
+    assert "${TLS_CERT_DIR:-./tls}:/etc/nginx/tls:ro" in nginx["volumes"]
+    text = (COMPOSE / "nginx" / "nginx.conf").read_text()
+    plain = text[text.index("listen 80 default_server;") : text.index("listen 443")]
+    assert "return 301 https://$host$request_uri;" in plain
+    assert "proxy_pass" not in plain, "plain HTTP is redirected, never proxied"
+    tls = text[text.index("listen 443 ssl default_server;") :]
+    assert "ssl_certificate /etc/nginx/tls/fullchain.pem;" in tls
+    assert "ssl_certificate_key /etc/nginx/tls/privkey.pem;" in tls
+    # Every proxied location sets the scheme itself (a client's value never passes).
+    assert tls.count("proxy_set_header X-Forwarded-Proto $scheme;") == 2
+
+
 def _documented_in_env_example() -> set[str]:
     text = (COMPOSE / "env.example").read_text()
     return set(re.findall(r"^(?:#\s*)?([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
@@ -228,12 +244,25 @@ def test_make_cluster_nginx_config_renders_and_passes_nginx_t(tmp_path: Path) ->
     finally:
         del sys.modules[spec.name]
     (tmp_path / "log").mkdir()
+    tls = cluster.TlsFiles(tmp_path / "tls" / "cert.pem", tmp_path / "tls" / "key.pem", True)
+    cluster.generate_certificate(tls.cert, tls.key)
+    assert cluster.certificate_fits(tls.cert, tls.key)
+    assert tls.key.stat().st_mode & 0o077 == 0, "the key is readable by its owner only"
     conf = cluster.render_nginx_conf(
-        18000, [18001, 18002], tmp_path, {"STATIC_ROOT": str(tmp_path / "static")}
+        18000,
+        [18001, 18002],
+        tmp_path,
+        {"STATIC_ROOT": str(tmp_path / "static")},
+        http_port=18003,
+        tls=tls,
     )
     text = conf.read_text()
     assert "server 127.0.0.1:18001" in text and "server 127.0.0.1:18002" in text
-    assert "listen 127.0.0.1:18000" in text
+    assert "listen 127.0.0.1:18000 ssl default_server;" in text
+    assert f"ssl_certificate {tls.cert};" in text and f"ssl_certificate_key {tls.key};" in text
+    assert "listen 127.0.0.1:18003 default_server;" in text
+    assert "return 301 https://$host:18000$request_uri;" in text
+    assert f"proxy_bind {cluster.PROXY_ADDRESS};" in text
     # The websocket and proxy rules of compose's nginx.conf, word for word.
     compose_conf = (COMPOSE / "nginx" / "nginx.conf").read_text()
     for line in (
@@ -241,6 +270,9 @@ def test_make_cluster_nginx_config_renders_and_passes_nginx_t(tmp_path: Path) ->
         "proxy_set_header Connection $connection_upgrade;",
         "proxy_read_timeout 1h;",
         "least_conn;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "ssl_session_tickets off;",
     ):
         assert line in text and line in compose_conf, line
     assert "${" not in text
