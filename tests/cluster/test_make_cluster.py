@@ -260,6 +260,24 @@ async def test_cluster_serves_https_and_wss_only(cluster: Cluster) -> None:
         claimed = await client.get("/api/v1/auth/me", headers={**auth, "X-Forwarded-Proto": "http"})
         assert claimed.status_code == 200, claimed.text
 
+        # The admin site over HTTPS: its __Host- cookies, and a form post whose Origin (with
+        # the port) must match the host Django sees behind nginx (CSRF).
+        page = await client.get("/admin/login/")
+        assert page.status_code == 200, page.text
+        csrf = client.cookies["__Host-csrftoken"]
+        admin = await client.post(
+            "/admin/login/",
+            data={
+                "username": ADMIN_EMAIL,
+                "password": ADMIN_PASSWORD,
+                "csrfmiddlewaretoken": csrf,
+                "next": "/admin/",
+            },
+            headers={"Origin": cluster.https, "Referer": f"{cluster.https}/admin/login/"},
+        )
+        assert admin.status_code == 302, admin.text[:500]
+        assert admin.headers["Location"] == "/admin/"
+
         # An event caused by a REST write arrives over wss://.
         async with connect(cluster.wss, ssl=tls, open_timeout=10) as conn:
             await conn.send(json.dumps({"type": "auth", "token": token}))
