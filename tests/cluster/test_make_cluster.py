@@ -278,8 +278,9 @@ async def test_cluster_serves_https_and_wss_only(cluster: Cluster) -> None:
         assert admin.status_code == 302, admin.text[:500]
         assert admin.headers["Location"] == "/admin/"
 
-        # An event caused by a REST write arrives over wss://.
-        async with connect(cluster.wss, ssl=tls, open_timeout=10) as conn:
+        # An event caused by a REST write arrives over wss:// (opened as a page of the site
+        # would: its Origin names the HTTPS port).
+        async with connect(cluster.wss, ssl=tls, origin=cluster.https, open_timeout=10) as conn:
             await conn.send(json.dumps({"type": "auth", "token": token}))
             assert json.loads(await asyncio.wait_for(conn.recv(), 10))["type"] == "auth.ok"
             topic = f"user.{user_id}"
