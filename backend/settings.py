@@ -45,6 +45,8 @@ VAR_DIR = Path(env.str("TRITON_VAR_DIR", default=str(BASE_DIR / "var")))
 # TLS ends at the proxy in front: it tells Django the original scheme in X-Forwarded-Proto.
 if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# ... and only from these direct peers (the proxy's address; backend/core/forwarded.py).
+TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=["127.0.0.0/8", "::1/128"])
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
 # Probes and scrapers call the process directly over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$", r"^api/v1/health$", r"^api/v1/metrics$"]
@@ -97,6 +99,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: nothing below may see a scheme header that did not come from the proxy.
+    "backend.core.forwarded.TrustedProxySchemeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "backend.core.observability.RequestIdMiddleware",
     "backend.core.access_log.AccessLogMiddleware",
