@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from realtime.history import Offset, StoredEvent, get_history
-from realtime.publish import CONTROL_GROUP, publish_ephemeral, topic_group
+from realtime.history import Offset, StoredEvent, get_history, topic_group
+from realtime.publish import CONTROL_GROUP, publish_ephemeral
 from realtime.topics import presence_event_data
 from realtime.transport import text_frame
 
