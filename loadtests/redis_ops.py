@@ -18,6 +18,7 @@ and ``loadtests/results/redis_ops.json``.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import json
 import os
@@ -25,6 +26,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +80,7 @@ class Counter:
         calls = {
             name.removeprefix("cmdstat_"): int(value["calls"])
             for name, value in stats.items()
-            if name.removeprefix("cmdstat_") not in ("config", "info")
+            if not name.removeprefix("cmdstat_").startswith(("config", "info"))
         }
         return {"seconds": time.monotonic() - self.started, "cpu_s": cpu, "calls": calls}
 
@@ -93,6 +95,65 @@ def net(phase: dict[str, Any], idle: dict[str, Any]) -> dict[str, Any]:
     return {
         "calls": {name: count for name, count in calls.items() if count},
         "cpu_s": max(0.0, phase["cpu_s"] - idle["cpu_s"] * scale),
+    }
+
+
+def append_script() -> str:
+    """The history's append script, read from realtime/history.py's source (not imported:
+    load tests only speak to the system from outside)."""
+    tree = ast.parse((ROOT / "realtime" / "history.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "_APPEND_SCRIPT":
+            return str(ast.literal_eval(node.value))
+    raise LookupError("_APPEND_SCRIPT not found in realtime/history.py")
+
+
+def saturate(url: str, events: int, clients: int, topics: int) -> dict[str, Any]:
+    """Redis CPU per event and per topic check when Redis is busy (background spread thin):
+    ``clients`` threads each send events as a relay does (the append script, then a PUBLISH
+    to a channel one connection listens on; one round trip each), then the hub's sync pass
+    (HMGET of every topic, pipelined) over ``topics`` topics."""
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushall()
+    sha = client.script_load(append_script())
+    listener = client.pubsub()
+    listener.subscribe("ops-fan-out")
+    counter = Counter(client)
+
+    def relay(worker: int) -> None:
+        own = redis.Redis.from_url(url)
+        for n in range(events // clients):
+            topic = f"ops:{{user.{worker * 100_000 + n % topics}}}"
+            own.evalsha(sha, 2, f"{topic}:meta", f"{topic}:stream", "e0", 1000, 86400, "e", "{}")
+            own.publish("ops-fan-out", b'{"type":"rt.event","data":{"name":"event"}}')
+
+    counter.reset()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(relay, range(clients)))
+    sent = counter.read()
+    counter.reset()
+    passes = 20
+    for _ in range(passes):
+        pipe = client.pipeline(transaction=False)
+        for n in range(topics):
+            pipe.hmget(f"ops:{{user.{n}}}:meta", "epoch", "seq")
+        pipe.execute()
+    checks = counter.read()
+    listener.close()
+    # Memory of a full topic: REALTIME_HISTORY_SIZE (1000) events of a 300-byte payload.
+    before = int(client.info("memory")["used_memory"])
+    payload = json.dumps({"name": "x" * 280, "id": 1})
+    for _ in range(1000):
+        client.evalsha(
+            sha, 2, "ops:{full}:meta", "ops:{full}:stream", "e1", 1000, 86400, "e", payload
+        )
+    full_topic = int(client.info("memory")["used_memory"]) - before
+    return {
+        "per_event": per(sent, events // clients * clients),
+        "per_topic_check": per(checks, passes * topics),
+        "clients": clients,
+        "full_topic_bytes": full_topic,
+        "full_topic_payload_bytes": len(payload),
     }
 
 
@@ -127,6 +188,28 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     cache_proc, cache_url, _ = start_redis()
     realtime_proc, realtime_url, realtime = start_redis()
     var_dir = Path(tempfile.mkdtemp(prefix="triton-redis-ops-"))
+    try:
+        result = await measure_system(args, var_dir, cache_url, realtime_url, realtime)
+        # Triton is stopped: nothing else runs on the realtime Redis now.
+        result["saturated"] = await asyncio.to_thread(
+            saturate, realtime_url, args.saturate_events, 8, 1000
+        )
+        return result
+    finally:
+        for process in (cache_proc, realtime_proc):
+            process.kill()
+            process.wait(5)
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+async def measure_system(
+    args: argparse.Namespace,
+    var_dir: Path,
+    cache_url: str,
+    realtime_url: str,
+    realtime: redis.Redis,
+) -> dict[str, Any]:
+    """The five phases against a running Triton."""
     port = free_port()
     env = triton_env(args.server, var_dir) | {
         "PORT": str(port),
@@ -197,7 +280,6 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 for _ in range(args.events):
                     await asyncio.wait_for(ws.recv(), 10)
             events = counter.read()
-            memory = realtime.info("memory")["used_memory"]
 
         idle_net = {"calls": idle["calls"], "cpu_s": idle["cpu_s"]}
         result["per_socket_auth"] = per(net(auth, idle), total)
@@ -208,7 +290,6 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         )
         result["per_s_at_rest"] = per(idle_net, round(idle["seconds"]))
         result["per_event"] = per(net(events, idle), args.events * args.users)
-        result["redis_used_memory_bytes"] = memory
         result["phases"] = {
             "auth": auth,
             "first_subscription": first,
@@ -221,10 +302,6 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         for ws in sockets:
             await ws.close()
         server.stop()
-        for process in (cache_proc, realtime_proc):
-            process.kill()
-            process.wait(5)
-        shutil.rmtree(var_dir, ignore_errors=True)
 
 
 def main() -> None:
@@ -234,6 +311,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10, help="events per topic")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds at rest")
     parser.add_argument("--server", default="uvicorn", choices=["uvicorn", "daphne"])
+    parser.add_argument("--saturate-events", type=int, default=20_000)
     args = parser.parse_args()
     result = asyncio.run(measure(args))
     RESULTS.mkdir(parents=True, exist_ok=True)
