@@ -19,6 +19,7 @@ events in flight depend on that one instance only.
 from __future__ import annotations
 
 import binascii
+import logging
 import re
 import threading
 import time
@@ -30,6 +31,8 @@ from functools import cache
 from typing import cast
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 # Epochs this server gives out are "0" (nothing published yet) or 12 hex digits; any short
 # ASCII word is accepted (an unknown epoch is answered recovered: false, not an error).
@@ -496,10 +499,18 @@ class ShardedRedisHistory(History):
         return self.shard(topic).latest(topic)
 
     def latest_seqs(self, topics: list[str]) -> dict[str, Offset]:
-        # One pipeline per instance (the hub's sync pass asks for every topic it hosts).
+        """One pipeline per instance (the hub's sync pass asks for every topic it hosts).
+        The topics of an unreachable instance are left out: the others' are still repaired."""
         result: dict[str, Offset] = {}
+        failed: Exception | None = None
         for index, shard_topics in self._by_shard(topics).items():
-            result.update(self.shards[index].latest_seqs(shard_topics))
+            try:
+                result.update(self.shards[index].latest_seqs(shard_topics))
+            except Exception as exc:
+                logger.warning("realtime Redis %d unreachable: %s", index, exc)
+                failed = exc
+        if failed is not None and not result:
+            raise failed
         return result
 
     def read_after(self, topic: str, since: Offset, limit: int | None = None) -> Replay:

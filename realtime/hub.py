@@ -245,7 +245,8 @@ class Hub:
         async with self._lock:
             for topic in topics:
                 state = self.topics.get(topic)
-                if state is None:
+                # Not answered: its Redis instance is unreachable (several realtime Redis).
+                if state is None or topic not in latest:
                     continue
                 seen, state.seen_latest = state.seen_latest, latest[topic]
                 # Only what was already there one pass ago: newer events may be in flight.

@@ -77,3 +77,19 @@ def test_sharded_history_keeps_each_topic_whole_on_its_own_instance(
     history.online_add(5, "c5")
     assert history.online_users() == {5}
     assert history.ping()
+
+
+def test_sync_pass_still_answers_for_the_instances_that_are_up(
+    two_redis: tuple[PrivateRedis, PrivateRedis],
+) -> None:
+    history = ShardedRedisHistory([r.url for r in two_redis], prefix="shard-test:rt")
+    topics = [f"user.{n}" for n in range(1, 21)]
+    for topic in topics:
+        history.append(topic, "e", "{}")
+    two_redis[1].kill()
+    latest = history.latest_seqs(topics)
+    assert set(latest) == {t for t in topics if topic_shard(t, 2) == 0}
+    assert {offset.seq for offset in latest.values()} == {1}
+    two_redis[0].kill()
+    with pytest.raises(redis.ConnectionError):
+        history.latest_seqs(topics)
