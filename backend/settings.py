@@ -210,6 +210,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, realtime history, broker ------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# The realtime Redis instances (channel layer, history, presence); cache and broker stay on
+# REDIS_URL. With several, each topic lives on one of them, chosen by a hash of its name: the
+# instance channels-redis' pub/sub layer picks for the topic's group (realtime/history.py).
+REALTIME_REDIS_URLS = env.list("REALTIME_REDIS_URLS", default=[REDIS_URL] if REDIS_URL else [])
+CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="triton")
+if REALTIME_REDIS_URLS and not REDIS_URL:
+    raise ImproperlyConfigured("REALTIME_REDIS_URLS needs REDIS_URL (cache and broker) as well.")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -223,18 +230,17 @@ if REDIS_URL:
     # the realtime hub keeps one group membership per process and topic (see realtime/hub.py).
     # "core" (lists + a sorted set per group) is kept selectable for comparison in make bench.
     CHANNEL_LAYER = env.str("CHANNEL_LAYER", default="pubsub")
-    _layer_prefix = env.str("CHANNEL_LAYER_PREFIX", default="triton")
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": _layer_prefix},
+            "CONFIG": {"hosts": REALTIME_REDIS_URLS, "prefix": CHANNEL_LAYER_PREFIX},
         }
         if CHANNEL_LAYER == "pubsub"
         else {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL}],
-                "prefix": _layer_prefix,
+                "hosts": [{"address": url} for url in REALTIME_REDIS_URLS],
+                "prefix": CHANNEL_LAYER_PREFIX,
                 "capacity": 1000,
                 "expiry": 60,
             },

@@ -26,16 +26,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from realtime.history import History, Offset, get_history
+from realtime.history import History, Offset, get_history, topic_group
 from realtime.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
 
 CONTROL_GROUP = "rt.control"
-
-
-def topic_group(topic: str) -> str:
-    return f"rt.{topic}"
 
 
 def serialize(data: Any) -> str:
