@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from datetime import datetime
+from typing import Any
 
 import pytest
 import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from backend.commerce import dashboard
 from backend.commerce.models import Order
@@ -19,19 +24,67 @@ from tests.factories import ProductFactory, UserFactory, bearer_for, place_order
 from workers.celery import app as celery_app
 
 
-def _queued_jobs() -> list[str]:
-    """Names of the jobs waiting in this run's queue on the real Redis broker."""
-    import json
-
+def _queued() -> list[dict[str, Any]]:
+    """Headers of the jobs waiting in this run's queue on the real Redis broker, oldest
+    first (``task``, and ``eta`` for a delayed one)."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     raw = client.lrange(celery_app.conf.task_default_queue, 0, -1)
-    return [json.loads(message)["headers"]["task"] for message in raw]
+    return [json.loads(message)["headers"] for message in reversed(raw)]
+
+
+def _queued_jobs() -> list[str]:
+    """Names of the jobs waiting in this run's queue."""
+    return [headers["task"] for headers in _queued()]
+
+
+def _seconds_until(eta: str | None) -> float:
+    return 0.0 if eta is None else (datetime.fromisoformat(eta) - timezone.now()).total_seconds()
 
 
 @pytest.fixture
 def empty_queue() -> None:
     with celery_app.connection_for_write() as connection:
         connection.default_channel.queue_purge(celery_app.conf.task_default_queue)
+    # A recomputation queued (by another test's socket) before the purge is gone with it.
+    cache.delete_many([dashboard.PENDING_KEY, dashboard.STARTED_KEY])
+
+
+def _change() -> None:
+    with transaction.atomic():
+        dashboard.figures_changed()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_change_is_recomputed_at_once_the_next_ones_at_the_end_of_the_second(
+    empty_queue: None,
+) -> None:
+    # Quiet: the first change queues a recomputation to run now (no eta)...
+    _change()
+    assert [(h["task"], h["eta"]) for h in _queued()] == [("commerce.refresh_dashboard", None)]
+    # ...and the changes made before it starts need nothing more: it reads after them.
+    for _ in range(20):
+        _change()
+    assert len(_queued()) == 1
+
+    # The worker starts it (refresh() is the job's body); changes from now on are folded into
+    # one recomputation at the end of its window, one second after it started.
+    started = time.monotonic()
+    dashboard.refresh()
+    for _ in range(50):
+        _change()
+    queued = _queued()
+    assert len(queued) == 2, queued
+    trailing_in = _seconds_until(queued[1]["eta"])
+    assert 0 < trailing_in <= dashboard.COALESCE_SECONDS, queued[1]
+
+    # That one starts at the end of the window; after a quiet second the first change is
+    # recomputed at once again.
+    dashboard.refresh()
+    while cache.get(dashboard.STARTED_KEY) is not None and time.monotonic() - started < 10:
+        time.sleep(0.05)
+    _change()
+    queued = _queued()
+    assert len(queued) == 3 and queued[2]["eta"] is None, queued
 
 
 @pytest.mark.django_db(transaction=True)
