@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -116,6 +117,46 @@ def test_a_burst_of_real_orders_is_coalesced_too(empty_queue: None) -> None:
     assert Order.objects.count() == 100
     assert 1 <= refreshes <= math.ceil(elapsed) + 1, (refreshes, elapsed)
     assert set(queued) == {"commerce.refresh_dashboard"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_of_orders_with_a_worker_is_recomputed_about_once_a_second(
+    empty_queue: None,
+) -> None:
+    """A real worker (thread): orders for about three seconds cost about one recomputation a
+    second, the first at once, and the figures end up counting the last order."""
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_prerun
+
+    runs: list[float] = []
+
+    def count(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "name", None) == dashboard.REFRESH_JOB:
+            runs.append(time.monotonic())
+
+    task_prerun.connect(count, weak=False)
+    buyer = UserFactory()
+    product = ProductFactory(stock=10_000, price="1.00")
+    try:
+        with start_worker(celery_app, pool="solo", perform_ping_check=False):
+            started = time.monotonic()
+            placed = 0
+            while time.monotonic() - started < 3:
+                place_order(buyer, (product, 1))
+                placed += 1
+                time.sleep(0.02)
+            elapsed = time.monotonic() - started
+            deadline = time.monotonic() + 15
+            while (cache.get(dashboard.DASHBOARD_KEY) or {}).get("orders_today") != placed:
+                assert time.monotonic() < deadline, "the last order was never counted"
+                time.sleep(0.05)
+    finally:
+        task_prerun.disconnect(count)
+    print(f"{placed} orders in {elapsed:.1f} s: {len(runs)} recomputations")
+    assert runs[0] - started < 1, "the first order was not recomputed at once"
+    assert 2 <= len(runs) <= math.ceil(elapsed) + 2, (len(runs), elapsed)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(runs)]
+    assert all(gap > 0.8 * dashboard.COALESCE_SECONDS for gap in gaps), gaps
 
 
 @pytest.mark.django_db(transaction=True)
