@@ -1,9 +1,9 @@
 """Who is online: users with at least one live authenticated socket on any server process.
 
-The consumer reports every authenticated socket here when it opens (:func:`socket_opened`,
-after ``auth.ok`` is earned) and when it closes (:func:`socket_closed`); each hub refreshes
-its sockets with its presence heartbeat, and the entries of a dead process expire after
-``PRESENCE_TTL``. With Redis the set is shared by every process (servers, workers, shells);
+The consumer reports every authenticated socket here once its token is accepted (before it
+answers ``auth.ok``: :func:`socket_opened`) and when it closes (:func:`socket_closed`); each
+hub refreshes its sockets with its presence heartbeat, and the entries of a dead process
+expire after ``PRESENCE_TTL``. With Redis the set is shared by every process (servers, workers, shells);
 in the embedded default (no Redis) it is the server process's own memory, which is also where
 that default's jobs run.
 
