@@ -3,9 +3,9 @@
 The consumer reports every authenticated socket here once its token is accepted (before it
 answers ``auth.ok``: :func:`socket_opened`) and when it closes (:func:`socket_closed`); each
 hub refreshes its sockets with its presence heartbeat, and the entries of a dead process
-expire after ``PRESENCE_TTL``. With Redis the set is shared by every process (servers, workers, shells);
-in the embedded default (no Redis) it is the server process's own memory, which is also where
-that default's jobs run.
+expire after ``PRESENCE_TTL``. With Redis the set is shared by every process (servers,
+workers, shells); in the embedded default (no Redis) it is the server process's own memory,
+which is also where that default's jobs run.
 
 :data:`online_changed` is sent after each open and close, so domain apps can follow the
 count (the dashboard does) without the realtime core knowing them. The count may not have
