@@ -8,10 +8,10 @@ workers, shells); in the embedded default (no Redis) it is the server process's 
 which is also where that default's jobs run.
 
 :data:`online_changed` is sent after each open and close, so domain apps can follow the
-count (the dashboard does) without the realtime core knowing them. The count may not have
-changed (another socket of the same user was open, or stays open): receivers recompute what
-depends on it, cheaply and without raising. A dead process's sockets leave the set when they
-expire, without a signal.
+count without the realtime core knowing them. The count may not have changed (another socket
+of the same user was open, or stays open): receivers recompute what depends on it, cheaply
+and without raising. A dead process's sockets leave the set when they expire, without a
+signal.
 """
 
 from __future__ import annotations
