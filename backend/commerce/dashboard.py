@@ -153,9 +153,9 @@ def _schedule_refresh() -> None:
 def _refresh_task() -> Any:
     # By name, like enqueue_on_commit (domain code never imports workers/); that helper
     # sends on commit and takes no countdown, which the trailing edge needs.
-    from backend.core.jobs import _registered_task
+    from backend.core.jobs import registered_task
 
-    return _registered_task(REFRESH_JOB)
+    return registered_task(REFRESH_JOB)
 
 
 def _run_in_thread(task: Any) -> None:
