@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from django.apps import apps
 from django.contrib.auth.models import Permission, PermissionsMixin
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import CharField, Exists, Model, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
+from django.db.models.signals import post_migrate
 from django.utils.module_loading import module_has_submodule
 
 from backend.core.errors import NotFound, PermissionDenied
@@ -270,13 +272,54 @@ def filter_by_perm(user: AnyUser, queryset: QuerySet[Any], name: str) -> QuerySe
     )
 
 
+# (content type id, codename) -> permission id. Permission rows change only with migrations
+# (and a test database's flush, which runs post_migrate): forgotten then.
+_permission_ids: dict[tuple[int, str], int] = {}
+
+
+def _forget_permission_ids(**_: object) -> None:
+    _permission_ids.clear()
+
+
+post_migrate.connect(_forget_permission_ids, dispatch_uid="triton-forget-permission-ids")
+
+
+def _permission_id(content_type_id: int, codename: str) -> int:
+    key = (content_type_id, codename)
+    found = _permission_ids.get(key)
+    if found is None:
+        found = Permission.objects.values_list("pk", flat=True).get(
+            content_type_id=content_type_id, codename=codename
+        )
+        _permission_ids[key] = found
+    return found
+
+
 def grant_perm(user: AbstractBaseUser, name: str, obj: Model) -> None:
-    """Give ``user`` the right ``name`` on this one object (idempotent)."""
-    from guardian.shortcuts import assign_perm
+    """Give ``user`` the right ``name`` on this one object (idempotent).
+
+    One INSERT that ignores an existing grant (guardian's ``assign_perm`` costs a permission
+    lookup, a SELECT, a savepoint and the INSERT): the permission and content type ids are
+    kept per process."""
+    from guardian.utils import get_user_obj_perms_model
 
     spec = registry.get(name)
     _check_object_model(spec, obj)
-    assign_perm(spec.perm, user, obj)
+    if obj.pk is None:
+        raise ValueError(f"{obj!r} must be saved before a right is granted on it")
+    grants = get_user_obj_perms_model()
+    content_type = ContentType.objects.get_for_model(obj)
+    grants._default_manager.bulk_create(
+        [
+            grants(
+                permission_id=_permission_id(content_type.pk, spec.codename),
+                user_id=user.pk,
+                content_type_id=content_type.pk,
+                object_pk=str(obj.pk),
+            )
+        ],
+        ignore_conflicts=True,
+    )
 
 
 def revoke_perm(user: AbstractBaseUser, name: str, obj: Model) -> None:
