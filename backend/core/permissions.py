@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from django.apps import apps
 from django.contrib.auth.models import Permission, PermissionsMixin
 from django.contrib.contenttypes.models import ContentType
+from django.db import connections, router
 from django.db.models import CharField, Exists, Model, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
-from django.db.models.signals import post_migrate
 from django.utils.module_loading import module_has_submodule
 
 from backend.core.errors import NotFound, PermissionDenied
@@ -272,35 +272,36 @@ def filter_by_perm(user: AnyUser, queryset: QuerySet[Any], name: str) -> QuerySe
     )
 
 
-# (content type id, codename) -> permission id. Permission rows change only with migrations
-# (and a test database's flush, which runs post_migrate): forgotten then.
-_permission_ids: dict[tuple[int, str], int] = {}
+def _grant_sql(grants: type[Model], quote: Any) -> str:
+    """INSERT ... SELECT of one object right: the permission row found by content type and
+    codename in the same statement, nothing inserted when the grant exists already."""
+    meta, permission = grants._meta, Permission._meta
 
+    def column(name: str, of: Any = meta) -> str:
+        return str(quote(of.get_field(name).column))
 
-def _forget_permission_ids(**_: object) -> None:
-    _permission_ids.clear()
-
-
-post_migrate.connect(_forget_permission_ids, dispatch_uid="triton-forget-permission-ids")
-
-
-def _permission_id(content_type_id: int, codename: str) -> int:
-    key = (content_type_id, codename)
-    found = _permission_ids.get(key)
-    if found is None:
-        found = Permission.objects.values_list("pk", flat=True).get(
-            content_type_id=content_type_id, codename=codename
-        )
-        _permission_ids[key] = found
-    return found
+    table = quote(meta.db_table)
+    permission_id = column("id", permission)
+    return (
+        f"INSERT INTO {table} ({column('permission')}, {column('content_type')}, "  # noqa: S608
+        f"{column('object_pk')}, {column('user')}) "
+        f"SELECT p.{permission_id}, p.{column('content_type', permission)}, %s, %s "
+        f"FROM {quote(permission.db_table)} p "
+        f"WHERE p.{column('content_type', permission)} = %s "
+        f"AND p.{column('codename', permission)} = %s "
+        f"AND NOT EXISTS (SELECT 1 FROM {table} g WHERE g.{column('user')} = %s "
+        f"AND g.{column('permission')} = p.{permission_id} "
+        f"AND g.{column('object_pk')} = %s)"
+    )
 
 
 def grant_perm(user: AbstractBaseUser, name: str, obj: Model) -> None:
     """Give ``user`` the right ``name`` on this one object (idempotent).
 
-    One INSERT that ignores an existing grant (guardian's ``assign_perm`` costs a permission
-    lookup, a SELECT, a savepoint and the INSERT): the permission and content type ids are
-    kept per process."""
+    One INSERT ... SELECT on a new grant (guardian's ``assign_perm`` costs a permission
+    lookup, a SELECT, a savepoint and the INSERT); guardian's own path when it inserted
+    nothing (the grant exists, or the permission row is missing: guardian says so)."""
+    from guardian.shortcuts import assign_perm
     from guardian.utils import get_user_obj_perms_model
 
     spec = registry.get(name)
@@ -309,17 +310,16 @@ def grant_perm(user: AbstractBaseUser, name: str, obj: Model) -> None:
         raise ValueError(f"{obj!r} must be saved before a right is granted on it")
     grants = get_user_obj_perms_model()
     content_type = ContentType.objects.get_for_model(obj)
-    grants._default_manager.bulk_create(
-        [
-            grants(
-                permission_id=_permission_id(content_type.pk, spec.codename),
-                user_id=user.pk,
-                content_type_id=content_type.pk,
-                object_pk=str(obj.pk),
-            )
-        ],
-        ignore_conflicts=True,
-    )
+    object_pk = str(obj.pk)
+    database = connections[router.db_for_write(grants)]
+    with database.cursor() as cursor:
+        cursor.execute(
+            _grant_sql(grants, database.ops.quote_name),
+            [object_pk, user.pk, content_type.pk, spec.codename, user.pk, object_pk],
+        )
+        inserted = cursor.rowcount
+    if inserted != 1:
+        assign_perm(spec.perm, user, obj)
 
 
 def revoke_perm(user: AbstractBaseUser, name: str, obj: Model) -> None:
