@@ -188,8 +188,22 @@ def _check_object_model(spec: PermissionSpec, obj: Model) -> None:
         )
 
 
+def _load_global_permissions(user: PermissionsMixin) -> None:
+    """Fill Django's ModelBackend cache of the user's global rights (``_perm_cache``: their
+    own and their roles' permissions) with one query instead of the backend's two."""
+    if hasattr(user, "_perm_cache") or user.is_superuser:
+        return
+    columns = ("content_type__app_label", "codename")
+    direct = Permission.objects.filter(user=user).values_list(*columns).order_by()
+    via_roles = Permission.objects.filter(group__user=user).values_list(*columns).order_by()
+    user._perm_cache = {
+        f"{app_label}.{codename}" for app_label, codename in direct.union(via_roles)
+    }  # type: ignore[attr-defined]
+
+
 def _holds_globally(user: PermissionsMixin, spec: PermissionSpec) -> bool:
-    # get_all_permissions() is cached on the user instance: one pair of queries per request.
+    # Cached on the user instance (Django's own cache): one query per request.
+    _load_global_permissions(user)
     held = user.get_all_permissions()
     return any(registry.get(name).perm in held for name in (spec.name, *spec.implied_by))
 

@@ -23,7 +23,7 @@ def test_an_order_costs_a_fixed_number_of_queries() -> None:
         with CaptureQueriesContext(connection) as queries:
             order = order_create(actor=customer, items=[(p.pk, 1) for p in products[:lines]])
         statements = [q["sql"] for q in queries.captured_queries]
-        # The role's rights (2), one conditional UPDATE per line, the prices, the order, its
+        # The rights (1), one conditional UPDATE per line, the prices, the order, its
         # items, the owner's grant (one INSERT), and the savepoint pair of the test's atomic.
-        assert len(statements) == 2 + lines + 1 + 1 + 1 + 1 + 2, "\n".join(statements)
+        assert len(statements) == 1 + lines + 1 + 1 + 1 + 1 + 2, "\n".join(statements)
         assert has_perm(customer, "orders.view", order)
