@@ -498,17 +498,11 @@ async def rest_load(
             await asyncio.sleep(pause.uniform(0, think))  # users do not all start at once
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         token = tokens[n % len(tokens)]
-        fixed = _http_request(port, method, path, token) if bodies is None else b""
+        requests = [_http_request(port, method, path, token, body) for body in bodies or [b""]]
         try:
             while remaining[0] > 0 and time.monotonic() < deadline:
                 remaining[0] -= 1
-                request = fixed or _http_request(
-                    port,
-                    method,
-                    path,
-                    token,
-                    bodies[remaining[0] % len(bodies)],  # type: ignore[index]
-                )
+                request = requests[remaining[0] % len(requests)]
                 started = time.perf_counter()
                 writer.write(request)
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -691,10 +685,12 @@ async def measure_rest(args: argparse.Namespace, var_dir: Path) -> dict[str, Any
         # The most the server takes: every client sends its next order on the answer.
         saturated = await rest_load(**order_load, seconds=seconds)
         # Shoppers: each client waits about --order-think seconds between its orders.
+        before = cpu_seconds(pid)
         with Profiler(args.profile, pid, "rest-orders"):
             orders = await rest_load(
                 **order_load, seconds=args.rest_seconds * 2, think=args.order_think
             )
+        cpu["orders"] = cpu_seconds(pid) - before
         # The cache after a burst of orders: stock changed, the list is still served.
         after = await rest_load(port, products, tokens, count, concurrency, seconds=seconds)
     finally:
@@ -725,6 +721,7 @@ async def measure_rest(args: argparse.Namespace, var_dir: Path) -> dict[str, Any
         "orders_p50_ms": orders["p50_ms"],
         "orders_p99_ms": orders["p99_ms"],
         "orders": orders["requests"],
+        "orders_cpu_us_per_order": round(cpu["orders"] / max(orders["requests"], 1) * 1e6),
         "order_clients": args.order_clients,
         "failures": sum(r["failures"] for r in (*runs.values(), me, saturated, orders, after)),
         "concurrency": concurrency,
@@ -852,7 +849,9 @@ def versions() -> dict[str, str]:
 def table(results: dict[str, Any]) -> str:
     lines = [
         f"Triton bench {results['date']} on {results['machine']['summary']}; "
-        f"default server {results['server']}.",
+        f"default server {results['server']}; load average "
+        f"{results['machine']['load_average_at_start'][0]:.1f} at the start, "
+        f"{results['machine']['load_average_at_end'][0]:.1f} at the end.",
         "",
         "| server | figure | Triton | bare baseline | % of bare | goal |",
         "|---|---|---|---|---|---|",
@@ -923,6 +922,8 @@ def table(results: dict[str, Any]) -> str:
             f"| {results['server']} (MariaDB) | REST POST /orders, {rest['order_clients']} "
             "clients back to back: orders/s, p99 ms "
             f"| {rest['orders_saturated_rps']}, {rest['orders_saturated_p99_ms']} | | | |",
+            f"| {results['server']} (MariaDB) | REST server CPU µs/order (paced run) "
+            f"| {rest['orders_cpu_us_per_order']} | | | |",
         ]
     return "\n".join(lines) + "\n"
 
@@ -967,7 +968,7 @@ def main() -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     servers = args.servers.split(",")
-    started = time.time()
+    started, load_at_start = time.time(), os.getloadavg()
     var_dir = Path(tempfile.mkdtemp(prefix="triton-bench-"))
     seed_cache: list[Seed] = []
     by_server: dict[str, Any] = {}
@@ -994,7 +995,8 @@ def main() -> None:
             f"{platform.system()} {platform.release()}",
             "cpu": _cpu_model(),
             "cores": os.cpu_count(),
-            "load_average": os.getloadavg(),
+            "load_average_at_start": load_at_start,
+            "load_average_at_end": os.getloadavg(),
         },
         "versions": versions(),
         "server": servers[0],

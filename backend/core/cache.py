@@ -19,12 +19,12 @@ import redis
 
 class SharedConnectionPool(redis.ConnectionPool):
     _shared: ClassVar[dict[tuple[str, str], redis.ConnectionPool]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Any:
         key = (url, repr(sorted(kwargs.items())))
-        with cls._lock:
+        with cls._shared_lock:
             pool = cls._shared.get(key)
             if pool is None:
                 pool = cls._shared[key] = super().from_url(url, **kwargs)

@@ -194,11 +194,10 @@ def _load_global_permissions(user: PermissionsMixin) -> None:
     if hasattr(user, "_perm_cache") or user.is_superuser:
         return
     columns = ("content_type__app_label", "codename")
-    direct = Permission.objects.filter(user=user).values_list(*columns).order_by()
-    via_roles = Permission.objects.filter(group__user=user).values_list(*columns).order_by()
-    user._perm_cache = {
-        f"{app_label}.{codename}" for app_label, codename in direct.union(via_roles)
-    }  # type: ignore[attr-defined]
+    direct = Permission.objects.filter(user=user.pk).values_list(*columns).order_by()
+    via_roles = Permission.objects.filter(group__user=user.pk).values_list(*columns).order_by()
+    held = {f"{app_label}.{codename}" for app_label, codename in direct.union(via_roles)}
+    user._perm_cache = held  # type: ignore[attr-defined]
 
 
 def _holds_globally(user: PermissionsMixin, spec: PermissionSpec) -> bool:
