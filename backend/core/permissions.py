@@ -17,14 +17,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from django.apps import apps
 from django.contrib.auth.models import Permission, PermissionsMixin
 from django.contrib.contenttypes.models import ContentType
-from django.db import connections, router
+from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.models import CharField, Exists, Model, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils.module_loading import module_has_submodule
@@ -188,15 +188,31 @@ def _check_object_model(spec: PermissionSpec, obj: Model) -> None:
         )
 
 
+@cache
+def _global_permissions_sql(alias: str) -> tuple[str, int]:
+    """The UNION of a user's own and their roles' permissions as ``app_label, codename``
+    rows, compiled once per database: building the queryset cost far more than running it.
+    Returns the SQL and how many times the user id is passed."""
+    probe = -1
+    columns = ("content_type__app_label", "codename")
+    direct = Permission.objects.filter(user=probe).values_list(*columns).order_by()
+    via_roles = Permission.objects.filter(group__user=probe).values_list(*columns).order_by()
+    sql, params = direct.union(via_roles).query.get_compiler(using=alias).as_sql()
+    if list(params) != [probe] * len(params):  # the user id is the only parameter
+        raise AssertionError(f"unexpected parameters {params!r}")
+    return sql, len(params)
+
+
 def _load_global_permissions(user: PermissionsMixin) -> None:
     """Fill Django's ModelBackend cache of the user's global rights (``_perm_cache``: their
     own and their roles' permissions) with one query instead of the backend's two."""
     if hasattr(user, "_perm_cache") or user.is_superuser:
         return
-    columns = ("content_type__app_label", "codename")
-    direct = Permission.objects.filter(user=user.pk).values_list(*columns).order_by()
-    via_roles = Permission.objects.filter(group__user=user.pk).values_list(*columns).order_by()
-    held = {f"{app_label}.{codename}" for app_label, codename in direct.union(via_roles)}
+    alias = router.db_for_read(Permission) or DEFAULT_DB_ALIAS
+    sql, count = _global_permissions_sql(alias)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, [user.pk] * count)
+        held = {f"{app_label}.{codename}" for app_label, codename in cursor.fetchall()}
     user._perm_cache = held  # type: ignore[attr-defined]
 
 
