@@ -216,8 +216,10 @@ class ServerPool:
     def mariadb_env(self, **overrides: str) -> dict[str, str]:
         redis_url = overrides.pop("REDIS_URL", settings.REDIS_URL)
         broker_url = overrides.pop("CELERY_BROKER_URL", redis_url)
+        # A test's own MariaDB (tests/mariadb.py) instead of the shared test database.
+        database_url = overrides.pop("DATABASE_URL", f"mysql://root@127.0.0.1:3306/{self.db_name}")
         return base_env(
-            DATABASE_URL=f"mysql://root@127.0.0.1:3306/{self.db_name}",
+            DATABASE_URL=database_url,
             REDIS_URL=redis_url,
             CELERY_BROKER_URL=broker_url,
             REALTIME_SYNC_INTERVAL="0.5",
@@ -302,6 +304,15 @@ def server_pool(django_db_setup: None) -> Iterator[ServerPool]:
     _prune_old_logs()
     pool = ServerPool(connection.settings_dict["NAME"])
     pool.warm_up()
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture
+def own_servers(django_db_setup: None) -> Iterator[ServerPool]:
+    """A pool nothing is started in: for tests that start (and break) servers of their own
+    on private services, without warming the standard ones. Stops what it started."""
+    pool = ServerPool(connection.settings_dict["NAME"])
     yield pool
     pool.stop_all()
 

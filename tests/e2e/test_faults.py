@@ -4,9 +4,14 @@ of many sockets with reconnects. Real processes, real Redis, real MariaDB."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import (
@@ -21,6 +26,7 @@ from tests.e2e.conftest import (
     make_user,
     rename_sync,
 )
+from tests.mariadb import PrivateMariaDB
 
 pytestmark = [pytest.mark.e2e, pytest.mark.soak, pytest.mark.django_db(transaction=True)]
 
@@ -114,3 +120,127 @@ async def test_soak_many_sockets_with_reconnects_miss_nothing(
     assert publisher.error is None
     for index, got in enumerate(seen):
         assert got == names, f"socket {index} diverged"
+
+
+# --- MariaDB frozen (SIGSTOP) --------------------------------------------------------------
+# The frozen-database server's bounds (seconds): every wait on MariaDB ends after these.
+FROZEN_READ_TIMEOUT = 3
+FROZEN_CONNECT_TIMEOUT = 2
+
+
+def _register(server: Server, email: str) -> tuple[int, str]:
+    answer = httpx.post(
+        f"{server.http}/api/v1/auth/register",
+        json={"name": email.split("@")[0], "email": email, "password": "glacier-Otter-517"},
+        timeout=15,
+    )
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    return int(body["user"]["id"]), str(body["token"])
+
+
+def _timed_get(server: Server, path: str, token: str | None = None) -> tuple[httpx.Response, float]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    started = time.monotonic()
+    answer = httpx.get(f"{server.http}{path}", headers=headers, timeout=60)
+    return answer, time.monotonic() - started
+
+
+@pytest.mark.timeout(420)
+async def test_a_frozen_database_answers_503_in_bounded_time_and_recovers(
+    own_servers: ServerPool, private_mariadb: PrivateMariaDB, open_ws: OpenWS
+) -> None:
+    """MariaDB stopped with SIGSTOP (the host hangs; sockets stay open, nothing answers).
+    No request and no socket handler waits past the database timeouts; requests answer 503
+    problem+json with Retry-After; the same process keeps answering pings on its sockets;
+    after SIGCONT success is back within 5 s, without restarting the server."""
+    env = own_servers.mariadb_env(
+        DB_READ_TIMEOUT=str(FROZEN_READ_TIMEOUT),
+        DB_WRITE_TIMEOUT=str(FROZEN_READ_TIMEOUT),
+        DB_CONNECT_TIMEOUT=str(FROZEN_CONNECT_TIMEOUT),
+        HEALTH_CHECK_TIMEOUT="1",
+    )
+    database = f"faults_frozen_{os.getpid()}"
+    env["DATABASE_URL"] = await asyncio.to_thread(private_mariadb.migrated_database, database, env)
+    port = free_port()
+    server = Server(name="frozen-db", port=port, env=env, log_path=LOG_DIR / f"frozen-{port}.log")
+    await asyncio.to_thread(server.start)
+    try:
+        alice, alice_token = await asyncio.to_thread(_register, server, "alice@example.com")
+        bob, bob_token = await asyncio.to_thread(_register, server, "bob@example.com")
+        watcher: WS = await open_ws(server, alice_token)
+        await watcher.subscribe(f"user.{alice}")
+        latecomer: WS = await open_ws(server, bob_token)
+        # Every request thread holds a live connection, so the freeze hits reused ones too.
+        warm = await asyncio.gather(
+            *(
+                asyncio.to_thread(_timed_get, server, "/api/v1/auth/me", alice_token)
+                for _ in range(8)
+            )
+        )
+        assert {answer.status_code for answer, _ in warm} == {200}
+
+        private_mariadb.freeze()
+        frozen_at = time.monotonic()
+        pongs: list[float] = []
+
+        async def keep_pinging() -> None:
+            while time.monotonic() - frozen_at < 2 * FROZEN_READ_TIMEOUT + 4:
+                sent = time.monotonic()
+                await watcher.ping()
+                pongs.append(time.monotonic() - sent)
+                await asyncio.sleep(0.25)
+
+        async def subscribe_while_frozen() -> tuple[dict[str, Any], float]:
+            sent = time.monotonic()
+            await latecomer.send({"type": "subscribe", "topic": f"user.{bob}", "id": "frozen"})
+            answer, _ = await latecomer.recv_until(
+                lambda f: f.get("id") == "frozen", timeout=4 * FROZEN_READ_TIMEOUT + 5
+            )
+            return answer, time.monotonic() - sent
+
+        requests = [
+            asyncio.to_thread(_timed_get, server, "/api/v1/auth/me", alice_token) for _ in range(6)
+        ]
+        pinging = asyncio.create_task(keep_pinging())
+        subscribing = asyncio.create_task(subscribe_while_frozen())
+        health = await asyncio.to_thread(_timed_get, server, "/health")
+        answers = await asyncio.gather(*requests)
+        subscribe_answer, subscribe_took = await subscribing
+        await pinging
+
+        took = sorted(round(seconds, 2) for _, seconds in answers)
+        print(
+            f"frozen: requests {took}, subscribe {subscribe_took:.2f}, "
+            f"health {health[1]:.2f}, slowest pong {max(pongs):.2f}"
+        )
+        for answer, _ in answers:
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["content-type"].startswith("application/problem+json")
+            assert answer.headers["Retry-After"] == "5"
+        bound = FROZEN_READ_TIMEOUT + 2.0
+        assert max(took) <= bound, took
+        assert subscribe_answer["type"] == "error", subscribe_answer
+        assert subscribe_took <= bound, subscribe_took
+        assert health[0].status_code == 503 and health[0].json()["checks"]["database"] != "ok"
+        assert health[1] <= 3, health
+        # Pings never touch the database: the event loop was never blocked.
+        assert max(pongs) < 1.0, pongs
+
+        private_mariadb.thaw()
+        thawed_at = time.monotonic()
+        while True:
+            answer, _ = await asyncio.to_thread(_timed_get, server, "/api/v1/auth/me", alice_token)
+            if answer.status_code == 200:
+                break
+            assert time.monotonic() - thawed_at < 5, answer.text
+            await asyncio.sleep(0.2)
+        back_after = time.monotonic() - thawed_at
+        assert (await latecomer.subscribe(f"user.{bob}", id="thawed"))["type"] == "subscribed"
+        assert (await asyncio.to_thread(_timed_get, server, "/health"))[0].status_code == 200
+        print(f"thawed: success after {back_after:.2f}s")
+    finally:
+        private_mariadb.thaw()
+        server.stop()
+        with contextlib.suppress(Exception):
+            private_mariadb.execute(f"DROP DATABASE IF EXISTS `{database}`")
