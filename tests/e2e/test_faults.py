@@ -8,11 +8,13 @@ import contextlib
 import os
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.conftest import (
     LOG_DIR,
@@ -25,6 +27,7 @@ from tests.e2e.conftest import (
     free_port,
     make_user,
     rename_sync,
+    start_server_on_redis,
 )
 from tests.mariadb import PrivateMariaDB
 
@@ -244,3 +247,139 @@ async def test_a_frozen_database_answers_503_in_bounded_time_and_recovers(
         server.stop()
         with contextlib.suppress(Exception):
             private_mariadb.execute(f"DROP DATABASE IF EXISTS `{database}`")
+
+
+# --- Redis killed and restarted empty under 1,000 sockets ----------------------------------
+LIVE_SOCKETS = int(os.environ.get("FAULTS_LIVE_SOCKETS", "1000"))
+
+
+def _health_status(server: Server) -> int:
+    return httpx.get(f"{server.http}/health", timeout=15).status_code
+
+
+@dataclass
+class Follower:
+    """One client: the events of its topic it holds, in the order it got them."""
+
+    ws: WS
+    names: list[str] = field(default_factory=list)
+    offsets: list[str] = field(default_factory=list)
+    closes: list[tuple[int | None, float]] = field(default_factory=list)
+
+
+@pytest.mark.timeout(420)
+async def test_redis_killed_under_a_thousand_sockets_loses_nothing(
+    own_servers: ServerPool, private_redis: PrivateRedis, open_ws: OpenWS, transactional_db: None
+) -> None:
+    """Redis is killed (SIGKILL) and restarted empty while FAULTS_LIVE_SOCKETS (default 1,000)
+    sockets of one user, split between two server processes, follow the user's topic; changes
+    keep being committed meanwhile. Each socket keeps receiving (or is closed 1012 and
+    resubscribes with `since`), and holds every committed event, in commit order, within
+    10 s of Redis' return; resubscribing with its last offset then recovers with nothing
+    missing. REST keeps answering while Redis is down; /health reports the outage (503) and
+    the recovery (200)."""
+    outbox = {
+        "REALTIME_INPROCESS_SWEEP": "true",
+        "OUTBOX_SWEEP_INTERVAL": "0.5",
+        "OUTBOX_RELAY_DELAY": "1",
+    }
+    a = await asyncio.to_thread(
+        start_server_on_redis, own_servers, private_redis, "redis-a", **outbox
+    )
+    b = await asyncio.to_thread(
+        start_server_on_redis, own_servers, private_redis, "redis-b", **outbox
+    )
+    try:
+        me, issued = await make_user()
+        token = issued.plain_text
+        topic = f"user.{me.pk}"
+        followers: list[Follower] = []
+        for start in range(0, LIVE_SOCKETS, 50):
+            opened = await asyncio.gather(
+                *(
+                    open_ws(a if n % 2 else b, token)
+                    for n in range(start, min(start + 50, LIVE_SOCKETS))
+                )
+            )
+            for ws in opened:
+                assert (await ws.subscribe(topic))["type"] == "subscribed"
+                followers.append(Follower(ws))
+        expected = ["before", "during-1", "during-2", "during-3", "after"]
+        loop = asyncio.get_running_loop()
+        redis_back_at: list[float] = []
+
+        async def follow(index: int, follower: Follower) -> None:
+            while len(follower.names) < len(expected):
+                try:
+                    frame = await follower.ws.recv(timeout=60)
+                except ConnectionClosed:
+                    code = follower.ws.conn.close_code
+                    follower.closes.append((code, loop.time()))
+                    assert code == 1012, f"socket {index} closed with {code}"
+                    follower.ws = await open_ws(a if index % 2 else b, token)
+                    answer = await follower.ws.subscribe(topic, since=follower.offsets[-1])
+                    assert answer["recovered"] is True, (index, answer)
+                    continue
+                if frame.get("type") == "event" and frame.get("event") == "user.updated":
+                    follower.names.append(frame["data"]["name"])
+                    follower.offsets.append(frame["offset"])
+
+        following = [asyncio.create_task(follow(i, f)) for i, f in enumerate(followers)]
+        await asyncio.to_thread(rename_sync, a, me.pk, token, "before")
+
+        private_redis.kill()
+        killed_at = loop.time()
+        for n, name in enumerate(expected[1:4]):
+            # Each write commits; only its relay fails, and the outbox keeps the event.
+            await asyncio.to_thread(rename_sync, (a, b)[n % 2], me.pk, token, name)
+        for server in (a, b):
+            read = await asyncio.to_thread(
+                httpx.get,
+                f"{server.http}/api/v1/users/{me.pk}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=15,
+            )
+            assert read.status_code == 200, read.text  # a cache miss, not an error
+            assert read.json()["name"] == "during-3"
+            assert await asyncio.to_thread(_health_status, server) == 503
+        await asyncio.sleep(max(0.0, 2 - (loop.time() - killed_at)))
+
+        private_redis.start()
+        redis_back_at.append(loop.time())
+        await asyncio.to_thread(rename_sync, b, me.pk, token, "after")
+        done, pending = await asyncio.wait(following, timeout=10)
+        whole_after = loop.time() - redis_back_at[0]
+        for task in done:
+            task.result()  # a failed assertion inside a follower
+        late = [i for i, task in enumerate(following) if task in pending]
+        for task in pending:
+            task.cancel()
+        assert not late, f"{len(late)} sockets still missing events 10 s after Redis' return"
+        # Every socket: every committed event once, in commit order; consecutive offsets
+        # within the history that began after the restart.
+        for index, follower in enumerate(followers):
+            assert follower.names == expected, (index, follower.names)
+            epochs_seqs = [o.rpartition(":") for o in follower.offsets[1:]]
+            assert len({epoch for epoch, _, _ in epochs_seqs}) == 1, (index, follower.offsets)
+            seqs = [int(seq) for _, _, seq in epochs_seqs]
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), (index, follower.offsets)
+        closed = [f for f in followers if f.closes]
+        for follower in closed:
+            assert follower.closes[0][1] - redis_back_at[0] <= 10
+        # Resubscribing from its last offset, a socket is whole: recovered, nothing missing.
+        for follower in followers[:: max(1, LIVE_SOCKETS // 100)]:
+            answer = await follower.ws.subscribe(topic, since=follower.offsets[-1], id="again")
+            assert answer["recovered"] is True and answer["offset"] == follower.offsets[-1], answer
+        deadline = loop.time() + 15
+        while any([await asyncio.to_thread(_health_status, s) != 200 for s in (a, b)]):
+            assert loop.time() < deadline, "/health did not report the recovery"
+            await asyncio.sleep(0.5)
+        print(
+            f"redis outage: {len(followers)} sockets whole, {len(closed)} closed 1012, "
+            f"all whole {whole_after:.1f}s after the restart"
+        )
+    finally:
+        a.stop()
+        b.stop()
+        for server in (a, b):
+            Path(server.log_path).unlink(missing_ok=True)
