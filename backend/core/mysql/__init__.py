@@ -1,1 +1,1 @@
-"""Django's MySQL/MariaDB backend with a health check that gives up once (backend.core.mysql.base)."""
+"""Django's MySQL/MariaDB backend whose health check gives up once (see base.py)."""

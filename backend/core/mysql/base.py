@@ -12,11 +12,7 @@ reconnect silently, as in Django.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db.backends.mysql import base
-
-Database: Any = base.Database
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -24,12 +20,18 @@ def _timed_out(exc: BaseException) -> bool:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    # Set by Django's connect(); declared for the type checker.
+    health_check_done: bool
+
     def close_if_health_check_failed(self) -> None:
-        if self.connection is None or not self.health_check_enabled or self.health_check_done:
+        enabled = self.settings_dict["CONN_HEALTH_CHECKS"]
+        if self.connection is None or not enabled or self.health_check_done:
             return
         try:
             self.connection.ping()
-        except Database.Error as exc:
+        # Any failure, as in Django's is_usable (PyMySQL's classes may be loaded twice, as
+        # pymysql and as MySQLdb, so the module's own Error is not a safe filter).
+        except Exception as exc:
             self.close()
             if _timed_out(exc):
                 with self.wrap_database_errors:
