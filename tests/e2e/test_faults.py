@@ -14,8 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
+from django.conf import settings
 from websockets.exceptions import ConnectionClosed
 
+from realtime.history import RedisHistory
 from tests.e2e.conftest import (
     LOG_DIR,
     WS,
@@ -78,18 +81,35 @@ async def test_redis_outage_loses_no_committed_event(
         Path(server.log_path).unlink(missing_ok=True)
 
 
-@pytest.mark.timeout(240)
+# Seconds of publishing in the soak below: five minutes under `make soak`; shorter for a try.
+SOAK_SECONDS = float(os.environ.get("FAULTS_SOAK_SECONDS", "300"))
+SOAK_PAUSE = 0.2
+
+
+def _layer_subscribers(topic: str) -> int:
+    """Server processes whose channel layer still listens to the topic's group (pub/sub)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    [(_, count)] = client.pubsub_numsub(f"{prefix}__group__rt.{topic}")
+    return int(count)
+
+
+@pytest.mark.timeout(SOAK_SECONDS + 300)
 async def test_soak_many_sockets_with_reconnects_miss_nothing(
     servers: ServerPool, open_ws: OpenWS
 ) -> None:
-    """Two processes, 100 sockets of one user split between them, 300 committed events over
-    about a minute; a fifth of the sockets reconnect with `since` at random moments. Every
-    socket must see every event exactly once, in order."""
+    """Two processes, 100 sockets of one user split between them, events committed at a
+    fixed rate (one per 0.2 s through alternating processes) for FAULTS_SOAK_SECONDS (default
+    300); a fifth of the sockets leave at random moments, half of those killed (the TCP
+    connection aborted, no close handshake), and come back with `since`. Every socket must
+    see every event exactly once, in order (0 gaps, 0 duplicates); once every socket is gone,
+    no process still listens to the topic (0 leaked subscriptions) and none counts the user
+    online."""
     a, b = servers.get("main"), servers.get("b")
     me, issued = await make_user()
     token = issued.plain_text
     topic = f"user.{me.pk}"
-    total = 300
+    total = max(10, int(SOAK_SECONDS / SOAK_PAUSE))
     names = [f"s{n}" for n in range(total)]
     sockets: list[WS] = []
     offsets: list[str] = []
@@ -99,22 +119,28 @@ async def test_soak_many_sockets_with_reconnects_miss_nothing(
         sockets.append(ws)
     seen: list[list[str]] = [[] for _ in sockets]
     rng = random.Random(7)
+    # Spread the reconnects over the whole run, whatever its length.
+    leave_chance = 2 / total
 
     async def follow(index: int) -> None:
         ws = sockets[index]
         reconnects = 2 if index % 5 == 0 else 0
         while len(seen[index]) < total:
-            if reconnects and rng.random() < 0.02:
+            if reconnects and rng.random() < leave_chance:
                 reconnects -= 1
-                await ws.close()
+                if rng.random() < 0.5:
+                    await ws.close()
+                else:
+                    ws.conn.transport.abort()  # killed: the server sees a reset
                 ws = await open_ws(a if rng.random() < 0.5 else b, token)
+                sockets[index] = ws
                 answer = await ws.subscribe(topic, since=offsets[index])
                 assert answer["recovered"] is True
             frame = await ws.recv_event("user.updated", timeout=30)
             seen[index].append(frame["data"]["name"])
             offsets[index] = frame["offset"]
 
-    publisher = Publisher(servers=[a, b], user_id=me.pk, token=token, names=names, pause=0.2)
+    publisher = Publisher(servers=[a, b], user_id=me.pk, token=token, names=names, pause=SOAK_PAUSE)
     publisher.start()
     try:
         await asyncio.gather(*(follow(i) for i in range(len(sockets))))
@@ -123,6 +149,21 @@ async def test_soak_many_sockets_with_reconnects_miss_nothing(
     assert publisher.error is None
     for index, got in enumerate(seen):
         assert got == names, f"socket {index} diverged"
+
+    # Both processes listen to the topic while their sockets follow it...
+    assert await asyncio.to_thread(_layer_subscribers, topic) == 2
+    for ws in sockets:
+        await ws.close()
+    # ...and neither once every socket is gone.
+    history = RedisHistory(settings.REDIS_URL, prefix=settings.REALTIME_KEY_PREFIX)
+    deadline = time.monotonic() + 10
+    while True:
+        leaked = await asyncio.to_thread(_layer_subscribers, topic)
+        online = me.pk in await asyncio.to_thread(history.online_users)
+        if not leaked and not online:
+            break
+        assert time.monotonic() < deadline, f"{leaked} processes still subscribed, online {online}"
+        await asyncio.sleep(0.2)
 
 
 # --- MariaDB frozen (SIGSTOP) --------------------------------------------------------------
