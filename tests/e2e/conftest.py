@@ -612,3 +612,87 @@ def start_server_on_redis(
     server = Server(name=name, port=port, env=env, log_path=LOG_DIR / f"{name}-{port}.log")
     server.start()
     return server
+
+
+# --- nginx in front of server processes (as `make cluster` runs it) --------------------------
+def _cluster_script() -> Any:
+    """scripts/cluster.py as a module: its nginx configuration is the one tested here."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("triton_cluster", ROOT / "scripts" / "cluster.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return module
+
+
+class Nginx:
+    """`make cluster`'s nginx (compose/nginx/cluster.conf.template) over the given servers."""
+
+    def __init__(self, upstreams: list[Server], run_dir: Path) -> None:
+        self.upstreams = upstreams
+        self.run_dir = run_dir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/v1/"
+
+    def as_server(self) -> Server:
+        """A Server naming nginx's address: for helpers that take one (rename_sync, open_ws)."""
+        return Server(name="nginx", port=self.port, env={}, log_path=self.run_dir / "none.log")
+
+    def start(self) -> None:
+        cluster = _cluster_script()
+        (self.run_dir / "log").mkdir(parents=True, exist_ok=True)
+        static_root = self.run_dir / "static"
+        static_root.mkdir(exist_ok=True)
+        conf = cluster.render_nginx_conf(
+            self.port,
+            [server.port for server in self.upstreams],
+            self.run_dir,
+            {"STATIC_ROOT": str(static_root)},
+        )
+        self.proc = subprocess.Popen(
+            [
+                cluster.ensure_nginx(),
+                "-e",
+                "stderr",
+                "-p",
+                str(self.run_dir),
+                "-c",
+                str(conf),
+                "-g",
+                "daemon off;",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.run_dir / "log" / "nginx-error.log").open("ab"),
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.http}/nginx-health", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("nginx did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)

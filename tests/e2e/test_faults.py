@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from channels.db import database_sync_to_async
 from django.conf import settings
 from websockets.exceptions import ConnectionClosed
 
@@ -22,6 +25,7 @@ from realtime.history import RedisHistory
 from tests.e2e.conftest import (
     LOG_DIR,
     WS,
+    Nginx,
     OpenWS,
     PrivateRedis,
     Publisher,
@@ -424,3 +428,121 @@ async def test_redis_killed_under_a_thousand_sockets_loses_nothing(
         b.stop()
         for server in (a, b):
             Path(server.log_path).unlink(missing_ok=True)
+
+
+# --- a server process killed behind nginx ---------------------------------------------------
+def _committed_names(topic: str) -> list[str]:
+    """The topic's events as committed (outbox rows in commit order): the ground truth."""
+    from realtime.models import OutboxEvent
+
+    rows = OutboxEvent.objects.filter(topic=topic).order_by("id").values_list("payload", flat=True)
+    return [json.loads(payload)["name"] for payload in rows]
+
+
+@pytest.mark.timeout(300)
+async def test_a_server_process_killed_behind_nginx_loses_no_event(
+    own_servers: ServerPool, open_ws: OpenWS, tmp_path: Path, transactional_db: None
+) -> None:
+    """nginx (`make cluster`'s configuration) over two server processes; 40 sockets through
+    it follow one topic while changes are committed through it at a fixed rate. One process
+    is killed (SIGKILL) a third of the way in: nginx sends every new request to the other
+    (a request in flight on the dead one may fail, and is retried), and the killed
+    process's clients reconnect through nginx with `since` and recover. Every client ends
+    holding every committed event, in commit order, exactly once."""
+    sweep = {
+        "REALTIME_INPROCESS_SWEEP": "true",
+        "OUTBOX_SWEEP_INTERVAL": "0.5",
+        "OUTBOX_RELAY_DELAY": "1",
+    }
+    victim, survivor = await asyncio.to_thread(
+        own_servers.start_fresh, {"lb-victim": sweep, "lb-survivor": sweep}
+    )
+    nginx = Nginx([victim, survivor], tmp_path / "nginx")
+    await asyncio.to_thread(nginx.start)
+    front = nginx.as_server()
+    victim_addr, survivor_addr = (f"127.0.0.1:{s.port}" for s in (victim, survivor))
+    try:
+        me, issued = await make_user()
+        token = issued.plain_text
+        topic = f"user.{me.pk}"
+        followers: list[Follower] = []
+        for _ in range(40):
+            ws = await open_ws(front, token)
+            follower = Follower(ws)
+            follower.offsets.append((await ws.subscribe(topic))["offset"])
+            follower.names.append(ws.conn.response.headers["X-Triton-Upstream"])
+            followers.append(follower)
+        upstreams = [f.names.pop() for f in followers]
+        assert set(upstreams) == {victim_addr, survivor_addr}, upstreams
+        on_victim = sum(1 for u in upstreams if u == victim_addr)
+
+        async def follow(follower: Follower) -> None:
+            while True:
+                try:
+                    frame = await follower.ws.recv(timeout=60)
+                except ConnectionClosed:
+                    follower.closes.append((follower.ws.conn.close_code, time.monotonic()))
+                    follower.ws = await open_ws(front, token)
+                    answer = await follower.ws.subscribe(topic, since=follower.offsets[-1])
+                    assert answer["recovered"] is True, answer
+                    continue
+                if frame.get("type") == "event" and frame.get("event") == "user.updated":
+                    follower.names.append(frame["data"]["name"])
+                    follower.offsets.append(frame["offset"])
+
+        following = [asyncio.create_task(follow(f)) for f in followers]
+        total, kill_at = 60, 20
+        failed_in_flight = 0
+        served_after_kill: list[str] = []
+        async with httpx.AsyncClient(base_url=nginx.http, timeout=30) as client:
+            for n in range(total):
+                if n == kill_at:
+                    assert victim.proc is not None
+                    os.killpg(victim.proc.pid, signal.SIGKILL)
+                    victim.proc.wait(5)
+                while True:
+                    try:
+                        answer = await client.patch(
+                            f"/api/v1/users/{me.pk}",
+                            json={"name": f"n{n}"},
+                            headers={"Authorization": f"Bearer {token}"},
+                        )
+                    except httpx.TransportError:
+                        failed_in_flight += 1
+                        continue
+                    if answer.status_code == 200:
+                        break
+                    # Only a request in flight on the killed process may fail.
+                    assert answer.status_code in (502, 504), answer.text
+                    failed_in_flight += 1
+                if n >= kill_at:
+                    served_after_kill.append(answer.headers["X-Triton-Upstream"])
+                await asyncio.sleep(0.1)
+        assert failed_in_flight <= 2, failed_in_flight
+        # nginx may try the dead process first (connection refused), then the other one.
+        assert {served.split(", ")[-1] for served in served_after_kill} == {survivor_addr}
+
+        committed = await database_sync_to_async(_committed_names)(topic)
+        assert committed[-1] == f"n{total - 1}"
+        deadline = time.monotonic() + 20
+        while any(len(f.names) < len(committed) for f in followers):
+            for task in following:
+                if task.done():
+                    task.result()
+            assert time.monotonic() < deadline, [len(f.names) for f in followers]
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1)  # anything more would be a duplicate
+        for task in following:
+            task.cancel()
+        for index, follower in enumerate(followers):
+            assert follower.names == committed, (index, follower.names)
+        reconnected = sum(1 for f in followers if f.closes)
+        assert reconnected >= on_victim, (reconnected, on_victim)
+        print(
+            f"killed process: {on_victim} of {len(followers)} sockets reconnected and recovered, "
+            f"{failed_in_flight} request(s) in flight failed and were retried"
+        )
+    finally:
+        nginx.stop()
+        victim.stop()
+        survivor.stop()
