@@ -583,20 +583,33 @@ class Publisher(threading.Thread):
     """
 
     def __init__(
-        self, servers: list[Server], user_id: int, token: str, names: list[str], pause: float
+        self,
+        servers: list[Server],
+        user_id: int,
+        token: str,
+        names: list[str],
+        pause: float,
+        fixed_rate: bool = False,
     ) -> None:
         super().__init__(daemon=True)
         self.servers, self.user_id, self.token = servers, user_id, token
         self.names, self.pause = names, pause
+        # fixed_rate: the n-th write starts n * pause after the first (a slow write is
+        # caught up on), instead of a pause after each write.
+        self.fixed_rate = fixed_rate
         self.error: BaseException | None = None
 
     def run(self) -> None:
         from django.db import connection as thread_connection
 
         try:
+            started = time.monotonic()
             for n, name in enumerate(self.names):
                 rename_sync(self.servers[n % len(self.servers)], self.user_id, self.token, name)
-                time.sleep(self.pause)
+                if self.fixed_rate:
+                    time.sleep(max(0.0, started + (n + 1) * self.pause - time.monotonic()))
+                else:
+                    time.sleep(self.pause)
         except BaseException as exc:  # reported by the test
             self.error = exc
         finally:

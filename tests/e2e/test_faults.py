@@ -36,6 +36,7 @@ from tests.e2e.conftest import (
     rename_sync,
     start_server_on_redis,
 )
+from tests.factories import RoomFactory
 from tests.mariadb import PrivateMariaDB
 
 pytestmark = [pytest.mark.e2e, pytest.mark.soak, pytest.mark.django_db(transaction=True)]
@@ -87,7 +88,21 @@ async def test_redis_outage_loses_no_committed_event(
 
 # Seconds of publishing in the soak below: five minutes under `make soak`; shorter for a try.
 SOAK_SECONDS = float(os.environ.get("FAULTS_SOAK_SECONDS", "300"))
-SOAK_PAUSE = 0.2
+# Two committed events a second, whatever a write costs on a busy machine.
+SOAK_PAUSE = 0.5
+
+
+def _gauges(server: Server) -> dict[str, float]:
+    """The process's realtime gauges from its /metrics (realtime/hub.py)."""
+    text = httpx.get(f"{server.http}/metrics", timeout=15).text
+    wanted = ("triton_realtime_sockets", "triton_realtime_topics", "triton_realtime_loop_tasks")
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in wanted:
+            found[name] = float(value)
+    assert set(found) == set(wanted), found
+    return found
 
 
 def _layer_subscribers(topic: str) -> int:
@@ -103,17 +118,26 @@ async def test_soak_many_sockets_with_reconnects_miss_nothing(
     servers: ServerPool, open_ws: OpenWS
 ) -> None:
     """Two processes, 100 sockets of one user split between them, events committed at a
-    fixed rate (one per 0.2 s through alternating processes) for FAULTS_SOAK_SECONDS (default
+    fixed rate (two a second, through alternating processes) for FAULTS_SOAK_SECONDS (default
     300); a fifth of the sockets leave at random moments, half of those killed (the TCP
     connection aborted, no close handshake), and come back with `since`. Every socket must
     see every event exactly once, in order (0 gaps, 0 duplicates); once every socket is gone,
-    no process still listens to the topic (0 leaked subscriptions) and none counts the user
-    online."""
-    a, b = servers.get("main"), servers.get("b")
+    no process still listens to the topic on the channel layer, and each holds the sockets,
+    topics and asyncio tasks it held before (its /metrics gauges): 0 leaked subscriptions or
+    tasks. Then one process is killed (SIGKILL) with a member in a room: the other process's
+    sockets are told that member left within 8 s (PRESENCE_TTL=2).
+
+    FAULTS_SOAK_SECONDS=40 makes a short run of it (`make soak` runs the full five minutes)."""
+    # The pair with a 2 s presence TTL: "ttl-b" is killed at the end.
+    a, b = servers.get("ttl-a"), servers.get("ttl-b")
     me, issued = await make_user()
     token = issued.plain_text
     topic = f"user.{me.pk}"
     total = max(10, int(SOAK_SECONDS / SOAK_PAUSE))
+    # One idle socket per process starts its hub; what the process holds then is the baseline.
+    probes = [await open_ws(server, token) for server in (a, b)]
+    await asyncio.sleep(1.5)
+    baseline = [await asyncio.to_thread(_gauges, server) for server in (a, b)]
     names = [f"s{n}" for n in range(total)]
     sockets: list[WS] = []
     offsets: list[str] = []
@@ -144,7 +168,9 @@ async def test_soak_many_sockets_with_reconnects_miss_nothing(
             seen[index].append(frame["data"]["name"])
             offsets[index] = frame["offset"]
 
-    publisher = Publisher(servers=[a, b], user_id=me.pk, token=token, names=names, pause=SOAK_PAUSE)
+    publisher = Publisher(
+        servers=[a, b], user_id=me.pk, token=token, names=names, pause=SOAK_PAUSE, fixed_rate=True
+    )
     publisher.start()
     try:
         await asyncio.gather(*(follow(i) for i in range(len(sockets))))
@@ -158,16 +184,47 @@ async def test_soak_many_sockets_with_reconnects_miss_nothing(
     assert await asyncio.to_thread(_layer_subscribers, topic) == 2
     for ws in sockets:
         await ws.close()
-    # ...and neither once every socket is gone.
+    # ...and neither once every socket is gone; each process holds what it held before.
     history = RedisHistory(settings.REDIS_URL, prefix=settings.REALTIME_KEY_PREFIX)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 15
     while True:
         leaked = await asyncio.to_thread(_layer_subscribers, topic)
-        online = me.pk in await asyncio.to_thread(history.online_users)
-        if not leaked and not online:
+        online = await asyncio.to_thread(history.online_users)
+        held = [await asyncio.to_thread(_gauges, server) for server in (a, b)]
+        # The probes stay: one socket and no topic each; tasks at most a couple of transient
+        # ones (a heartbeat in flight) over the baseline.
+        settled = all(
+            now["triton_realtime_sockets"] == 1
+            and now["triton_realtime_topics"] == 0
+            and now["triton_realtime_loop_tasks"] <= before["triton_realtime_loop_tasks"] + 2
+            for now, before in zip(held, baseline, strict=True)
+        )
+        if not leaked and online == {me.pk} and settled:
             break
-        assert time.monotonic() < deadline, f"{leaked} processes still subscribed, online {online}"
-        await asyncio.sleep(0.2)
+        assert time.monotonic() < deadline, (leaked, online, baseline, held)
+        await asyncio.sleep(0.5)
+    print(f"soak: {total} events x {len(sockets)} sockets; held before {baseline}, after {held}")
+
+    # A process dies with members in a room: the others are told they left, within
+    # PRESENCE_TTL + one heartbeat (PRESENCE_TTL / 3) + one sync interval (about 3 s here).
+    bob, bob_issued = await make_user()
+    room = await database_sync_to_async(RoomFactory)(members=[me, bob])
+    watcher = probes[0]
+    await watcher.subscribe(f"room.{room.pk}", id="room")
+    doomed: WS = await open_ws(b, bob_issued.plain_text)
+    await doomed.subscribe(f"room.{room.pk}", id="room")
+    await watcher.recv_until(
+        lambda f: f.get("event") == "presence.joined" and f["data"]["user_id"] == bob.pk
+    )
+    assert b.proc is not None
+    b.proc.kill()
+    b.proc.wait(5)
+    killed_at = time.monotonic()
+    await watcher.recv_until(
+        lambda f: f.get("event") == "presence.left" and f["data"]["user_id"] == bob.pk,
+        timeout=8,
+    )
+    print(f"presence: left reported {time.monotonic() - killed_at:.1f}s after the kill")
 
 
 # --- MariaDB frozen (SIGSTOP) --------------------------------------------------------------
