@@ -326,6 +326,7 @@ async def test_a_frozen_database_answers_503_in_bounded_time_and_recovers(
         bound = FROZEN_READ_TIMEOUT + 2.0
         assert max(took) <= bound, took
         assert subscribe_answer["type"] == "error", subscribe_answer
+        assert subscribe_answer["code"] == "unavailable", subscribe_answer
         assert subscribe_took <= bound, subscribe_took
         assert health[0].status_code == 503 and health[0].json()["checks"]["database"] != "ok"
         assert health[1] <= 3, health
