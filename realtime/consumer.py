@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from backend.accounts.selectors import user_get_fresh
 from backend.accounts.tokens import token_authenticate, token_parse
 from backend.core.errors import BadRequest, DomainError, NotFound, PermissionDenied
-from realtime import transport
+from realtime import presence, transport
 from realtime.frames import FrameContext, get_frame_type, validate_payload
 from realtime.history import Offset, StoredEvent, get_history
 from realtime.hub import Hub, event_frame, get_hub, spawn
@@ -165,9 +165,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await hub.unregister(self)
         if self.user_id is not None:
             with contextlib.suppress(Exception):  # the heartbeat no longer refreshes it
-                await asyncio.to_thread(
-                    get_history().online_remove, self.user_id, self.connection_id
-                )
+                await asyncio.to_thread(presence.socket_closed, self.user_id, self.connection_id)
         for topic in list(self.presence_topics):
             with contextlib.suppress(Exception):
                 await self._presence_leave(topic)
@@ -383,7 +381,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
         )
         try:
-            await asyncio.to_thread(get_history().online_add, self.user_id, self.connection_id)
+            await asyncio.to_thread(presence.socket_opened, self.user_id, self.connection_id)
         except Exception:
             # Not worth refusing the socket over: the hub's heartbeat records it again.
             logger.warning("could not record the socket as online", exc_info=True)

@@ -27,8 +27,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from prometheus_client import Gauge
 
-from realtime.history import Offset, StoredEvent, get_history
-from realtime.publish import CONTROL_GROUP, publish_ephemeral, topic_group
+from realtime.history import Offset, StoredEvent, get_history, topic_group
+from realtime.publish import CONTROL_GROUP, publish_ephemeral
 from realtime.topics import presence_event_data
 from realtime.transport import text_frame
 
@@ -266,7 +266,8 @@ class Hub:
         async with self._lock:
             for topic in topics:
                 state = self.topics.get(topic)
-                if state is None:
+                # Not answered: its Redis instance is unreachable (several realtime Redis).
+                if state is None or topic not in latest:
                     continue
                 seen, state.seen_latest = state.seen_latest, latest[topic]
                 # Only what was already there one pass ago: newer events may be in flight.

@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -56,6 +57,7 @@ _SCRUBBED = (
     "DJANGO_SETTINGS_MODULE",
     "DATABASE_URL",
     "REDIS_URL",
+    "REALTIME_REDIS_URLS",
     "CELERY_BROKER_URL",
     "TEST_DATABASE_URL",
     "TEST_REDIS_URL",
@@ -642,37 +644,54 @@ def _cluster_script() -> Any:
     return module
 
 
+@dataclass
+class FrontServer(Server):
+    """nginx's HTTPS address, shaped as a Server for helpers that take one (open_ws)."""
+
+    @property
+    def http(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"wss://127.0.0.1:{self.port}/ws/v1/"
+
+
 class Nginx:
-    """`make cluster`'s nginx (compose/nginx/cluster.conf.template) over the given servers."""
+    """`make cluster`'s nginx (compose/nginx/cluster.conf.template, HTTPS with a generated
+    self-signed certificate) over the given servers. Clients trust ``ssl_context``."""
 
     def __init__(self, upstreams: list[Server], run_dir: Path) -> None:
         self.upstreams = upstreams
         self.run_dir = run_dir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.ssl_context: ssl.SSLContext | None = None
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/v1/"
+        return f"https://127.0.0.1:{self.port}"
 
     def as_server(self) -> Server:
-        """A Server naming nginx's address: for helpers that take one (rename_sync, open_ws)."""
-        return Server(name="nginx", port=self.port, env={}, log_path=self.run_dir / "none.log")
+        return FrontServer(name="nginx", port=self.port, env={}, log_path=self.run_dir / "none")
 
     def start(self) -> None:
         cluster = _cluster_script()
         (self.run_dir / "log").mkdir(parents=True, exist_ok=True)
         static_root = self.run_dir / "static"
         static_root.mkdir(exist_ok=True)
+        tls_dir = self.run_dir / "tls"
+        tls_dir.mkdir(exist_ok=True)
+        tls = cluster.TlsFiles(cert=tls_dir / "cert.pem", key=tls_dir / "key.pem", generated=True)
+        cluster.generate_certificate(tls.cert, tls.key)
+        self.ssl_context = ssl.create_default_context(cafile=str(tls.cert))
         conf = cluster.render_nginx_conf(
             self.port,
             [server.port for server in self.upstreams],
             self.run_dir,
             {"STATIC_ROOT": str(static_root)},
+            http_port=free_port(),
+            tls=tls,
         )
         self.proc = subprocess.Popen(
             [
@@ -694,7 +713,8 @@ class Nginx:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.http}/nginx-health", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.http}/nginx-health", timeout=1, verify=self.ssl_context)
+                if health.status_code == 200:
                     return
             time.sleep(0.1)
         self.stop()

@@ -501,7 +501,7 @@ def _committed_names(topic: str) -> list[str]:
 async def test_a_server_process_killed_behind_nginx_loses_no_event(
     own_servers: ServerPool, open_ws: OpenWS, tmp_path: Path, transactional_db: None
 ) -> None:
-    """nginx (`make cluster`'s configuration) over two server processes; 40 sockets through
+    """nginx (`make cluster`'s configuration, HTTPS) over two server processes; 40 sockets through
     it follow one topic while changes are committed through it at a fixed rate. One process
     is killed (SIGKILL) a third of the way in: nginx sends every new request to the other
     (a request in flight on the dead one may fail, and is retried), and the killed
@@ -525,7 +525,7 @@ async def test_a_server_process_killed_behind_nginx_loses_no_event(
         topic = f"user.{me.pk}"
         followers: list[Follower] = []
         for _ in range(40):
-            ws = await open_ws(front, token)
+            ws = await open_ws(front, token, ssl=nginx.ssl_context)
             follower = Follower(ws)
             follower.offsets.append((await ws.subscribe(topic))["offset"])
             follower.names.append(ws.conn.response.headers["X-Triton-Upstream"])
@@ -540,7 +540,7 @@ async def test_a_server_process_killed_behind_nginx_loses_no_event(
                     frame = await follower.ws.recv(timeout=60)
                 except ConnectionClosed:
                     follower.closes.append((follower.ws.conn.close_code, time.monotonic()))
-                    follower.ws = await open_ws(front, token)
+                    follower.ws = await open_ws(front, token, ssl=nginx.ssl_context)
                     answer = await follower.ws.subscribe(topic, since=follower.offsets[-1])
                     assert answer["recovered"] is True, answer
                     continue
@@ -552,7 +552,9 @@ async def test_a_server_process_killed_behind_nginx_loses_no_event(
         total, kill_at = 60, 20
         failed_in_flight = 0
         served_after_kill: list[str] = []
-        async with httpx.AsyncClient(base_url=nginx.http, timeout=30) as client:
+        async with httpx.AsyncClient(
+            base_url=nginx.http, timeout=30, verify=nginx.ssl_context
+        ) as client:
             for n in range(total):
                 if n == kill_at:
                     assert victim.proc is not None
