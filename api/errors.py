@@ -99,6 +99,10 @@ _DEPENDENCY_DOWN = (
 # MySQL client errors that mean "the database is gone", not "your input is wrong".
 _DB_LOST_CODES = {2002, 2003, 2006, 2013, 2055}
 
+# Seconds a client is told to wait (Retry-After) when a dependency is down: about the time a
+# restarted MariaDB or Redis takes to answer again, short enough not to strand clients.
+RETRY_AFTER_UNAVAILABLE = 5
+
 
 def problem(
     status: int,
@@ -126,6 +130,8 @@ def problem(
 
 def domain_error_response(exc: DomainError) -> HttpResponse:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Throttled) else None
+    if exc.status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)}
     return problem(exc.status, exc.detail, errors=exc.errors, title=exc.title, headers=headers)
 
 
@@ -180,12 +186,17 @@ def exception_response(request: HttpRequest, exc: Exception) -> HttpResponse:
         return suspicious_response(exc)
     if _is_database_lost(exc):
         logger.error("database unavailable", exc_info=exc)
-        return problem(503, "The database is unavailable; try again shortly.")
+        return unavailable("The database is unavailable; try again shortly.")
     if isinstance(exc, _DEPENDENCY_DOWN):
         logger.error("dependency unavailable", exc_info=exc)
-        return problem(503, "A dependency is unavailable; try again shortly.")
+        return unavailable("A dependency is unavailable; try again shortly.")
     logger.exception("unexpected error serving %s %s", request.method, request.path)
     return problem(500, "An unexpected error occurred; it has been logged.")
+
+
+def unavailable(detail: str) -> HttpResponse:
+    """503 with Retry-After: the client did nothing wrong and may try again shortly."""
+    return problem(503, detail, headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE)})
 
 
 def suspicious_response(exc: SuspiciousOperation) -> HttpResponse:

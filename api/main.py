@@ -82,11 +82,12 @@ def document_problem_responses(schema: dict[str, Any]) -> None:
                 content = response.get("content") or {"": {"schema": problem_ref}}
                 body = next(iter(content.values()), {}) or {"schema": problem_ref}
                 response["content"] = {errors.PROBLEM_CONTENT_TYPE: body}
-                if int(status) == 429:
+                if int(status) in (429, 503):
+                    # 503: sent when a dependency (database, Redis, broker) is down.
                     response.setdefault("headers", {})["Retry-After"] = {
                         "description": "Seconds to wait before trying again.",
                         "schema": {"type": "integer", "minimum": 1},
-                        "required": True,
+                        "required": int(status) == 429,
                     }
 
 

@@ -200,6 +200,11 @@ for _n, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[])):
     # Test databases: a replica is the primary's test database (no second test schema).
     _replica["TEST"] = {"MIRROR": "default"}
     DATABASES[f"replica_{_n}"] = _replica
+for _database in DATABASES.values():
+    if _database["ENGINE"] == "django.db.backends.mysql":
+        # Django's backend, but a health check that timed out fails at once instead of
+        # waiting the read timeout again for a new connection (backend/core/mysql/base.py).
+        _database["ENGINE"] = "backend.core.mysql"
 if len(DATABASES) > 1:
     DATABASE_ROUTERS = ["backend.core.db_router.PrimaryReplicaRouter"]
 # Seconds a replica may lag (Seconds_Behind_Master) and how long a health answer is kept.

@@ -21,7 +21,9 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from backend.accounts.selectors import user_get_fresh
 from backend.accounts.tokens import token_authenticate, token_parse
@@ -324,6 +326,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.close(code=CLOSE_UNAUTHORIZED)
                 return
             await self.send_error(exc.code, exc.detail or exc.title, request_id)
+        except (DatabaseError, ConnectionError, TimeoutError, RedisError):
+            # A dependency is down or hangs (bounded by its timeouts): the client may retry.
+            logger.exception("socket frame handling failed: a dependency is unavailable")
+            await self.send_error(
+                "unavailable", "a dependency is unavailable; try again shortly", request_id
+            )
         except Exception:
             logger.exception("socket frame handling failed")
             await self.send_error("internal", "the server could not handle this frame", request_id)

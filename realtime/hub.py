@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from prometheus_client import Gauge
 
 from realtime.history import Offset, StoredEvent, get_history, topic_group
 from realtime.publish import CONTROL_GROUP, publish_ephemeral
@@ -38,6 +39,23 @@ logger = logging.getLogger(__name__)
 
 
 _background_tasks: set[asyncio.Task[Any]] = set()
+
+# What a process holds, refreshed every REALTIME_SYNC_INTERVAL: sockets, topics it listens to
+# on the channel layer, and asyncio tasks. Once its sockets are gone they fall back to where
+# they started; what stays up is a leak (the soak test checks it).
+SOCKETS = Gauge(
+    "triton_realtime_sockets", "Open sockets of this process", multiprocess_mode="livesum"
+)
+TOPICS = Gauge(
+    "triton_realtime_topics",
+    "Topics this process listens to on the channel layer",
+    multiprocess_mode="livesum",
+)
+LOOP_TASKS = Gauge(
+    "triton_realtime_loop_tasks",
+    "asyncio tasks on this process's event loop (the server's own included)",
+    multiprocess_mode="livesum",
+)
 
 
 def spawn(coroutine: Any) -> None:
@@ -226,6 +244,9 @@ class Hub:
         while True:
             await asyncio.sleep(interval)
             tick += 1
+            SOCKETS.set(len(self.connections))
+            TOPICS.set(len(self.topics))
+            LOOP_TASKS.set(len(asyncio.all_tasks()))
             try:
                 await self.sync_once()
                 if tick % heartbeat_every == 0:

@@ -22,6 +22,7 @@ import pymysql
 import pytest
 
 STARTUP_TIMEOUT = 60.0
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _free_port() -> int:
@@ -58,6 +59,38 @@ class PrivateMariaDB:
         with self.connect(database) as connection, connection.cursor() as cursor:
             cursor.execute(sql)
             return list(cursor.fetchall())
+
+    def freeze(self) -> None:
+        """SIGSTOP: the server keeps its sockets open and answers nothing (a hung host)."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def migrated_database(self, name: str, env: dict[str, str]) -> str:
+        """A new database ``name`` with Triton's schema (``manage.py migrate`` run with
+        ``env`` pointed at it); its DATABASE_URL."""
+        self.execute(
+            f"CREATE DATABASE IF NOT EXISTS `{name}` "
+            "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+        url = self.url(name)
+        subprocess.run(
+            [
+                str(ROOT / ".venv" / "bin" / "python"),
+                "manage.py",
+                "migrate",
+                "--noinput",
+                "-v",
+                "0",
+            ],
+            cwd=ROOT,
+            env={**env, "DATABASE_URL": url},
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+        return url
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +158,7 @@ def private_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Privat
     try:
         yield server
     finally:
+        proc.send_signal(signal.SIGCONT)  # a test that froze it and failed
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout=30)

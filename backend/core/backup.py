@@ -33,7 +33,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
 
-MYSQL_ENGINES = ("django.db.backends.mysql",)
+MYSQL_ENGINES = ("django.db.backends.mysql", "backend.core.mysql")
 SQLITE_ENGINE = "django.db.backends.sqlite3"
 MANIFEST_SUFFIX = ".json"
 NAME_PREFIX = "triton-"

@@ -234,5 +234,8 @@ def test_a_dead_cache_is_503_not_500(anon: ApiClient, customer: User, settings, 
         }
     }
     credentials = {"email": customer.email, "password": "whatever-it-is-1"}
-    problem(anon.post("/auth/login", credentials), 503)
+    answer = anon.post("/auth/login", credentials)
+    problem(answer, 503)
+    # The client did nothing wrong: it is told when to try again.
+    assert answer["Retry-After"] == "5"
     problem(anon.post("/auth/forgot-password", {"email": customer.email}), 503)

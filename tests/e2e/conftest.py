@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -217,8 +218,10 @@ class ServerPool:
     def mariadb_env(self, **overrides: str) -> dict[str, str]:
         redis_url = overrides.pop("REDIS_URL", settings.REDIS_URL)
         broker_url = overrides.pop("CELERY_BROKER_URL", redis_url)
+        # A test's own MariaDB (tests/mariadb.py) instead of the shared test database.
+        database_url = overrides.pop("DATABASE_URL", f"mysql://root@127.0.0.1:3306/{self.db_name}")
         return base_env(
-            DATABASE_URL=f"mysql://root@127.0.0.1:3306/{self.db_name}",
+            DATABASE_URL=database_url,
             REDIS_URL=redis_url,
             CELERY_BROKER_URL=broker_url,
             REALTIME_SYNC_INTERVAL="0.5",
@@ -303,6 +306,15 @@ def server_pool(django_db_setup: None) -> Iterator[ServerPool]:
     _prune_old_logs()
     pool = ServerPool(connection.settings_dict["NAME"])
     pool.warm_up()
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture
+def own_servers(django_db_setup: None) -> Iterator[ServerPool]:
+    """A pool nothing is started in: for tests that start (and break) servers of their own
+    on private services, without warming the standard ones. Stops what it started."""
+    pool = ServerPool(connection.settings_dict["NAME"])
     yield pool
     pool.stop_all()
 
@@ -573,20 +585,33 @@ class Publisher(threading.Thread):
     """
 
     def __init__(
-        self, servers: list[Server], user_id: int, token: str, names: list[str], pause: float
+        self,
+        servers: list[Server],
+        user_id: int,
+        token: str,
+        names: list[str],
+        pause: float,
+        fixed_rate: bool = False,
     ) -> None:
         super().__init__(daemon=True)
         self.servers, self.user_id, self.token = servers, user_id, token
         self.names, self.pause = names, pause
+        # fixed_rate: the n-th write starts n * pause after the first (a slow write is
+        # caught up on), instead of a pause after each write.
+        self.fixed_rate = fixed_rate
         self.error: BaseException | None = None
 
     def run(self) -> None:
         from django.db import connection as thread_connection
 
         try:
+            started = time.monotonic()
             for n, name in enumerate(self.names):
                 rename_sync(self.servers[n % len(self.servers)], self.user_id, self.token, name)
-                time.sleep(self.pause)
+                if self.fixed_rate:
+                    time.sleep(max(0.0, started + (n + 1) * self.pause - time.monotonic()))
+                else:
+                    time.sleep(self.pause)
         except BaseException as exc:  # reported by the test
             self.error = exc
         finally:
@@ -602,3 +627,105 @@ def start_server_on_redis(
     server = Server(name=name, port=port, env=env, log_path=LOG_DIR / f"{name}-{port}.log")
     server.start()
     return server
+
+
+# --- nginx in front of server processes (as `make cluster` runs it) --------------------------
+def _cluster_script() -> Any:
+    """scripts/cluster.py as a module: its nginx configuration is the one tested here."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("triton_cluster", ROOT / "scripts" / "cluster.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class FrontServer(Server):
+    """nginx's HTTPS address, shaped as a Server for helpers that take one (open_ws)."""
+
+    @property
+    def http(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"wss://127.0.0.1:{self.port}/ws/v1/"
+
+
+class Nginx:
+    """`make cluster`'s nginx (compose/nginx/cluster.conf.template, HTTPS with a generated
+    self-signed certificate) over the given servers. Clients trust ``ssl_context``."""
+
+    def __init__(self, upstreams: list[Server], run_dir: Path) -> None:
+        self.upstreams = upstreams
+        self.run_dir = run_dir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+
+    @property
+    def http(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def as_server(self) -> Server:
+        return FrontServer(name="nginx", port=self.port, env={}, log_path=self.run_dir / "none")
+
+    def start(self) -> None:
+        cluster = _cluster_script()
+        (self.run_dir / "log").mkdir(parents=True, exist_ok=True)
+        static_root = self.run_dir / "static"
+        static_root.mkdir(exist_ok=True)
+        tls_dir = self.run_dir / "tls"
+        tls_dir.mkdir(exist_ok=True)
+        tls = cluster.TlsFiles(cert=tls_dir / "cert.pem", key=tls_dir / "key.pem", generated=True)
+        cluster.generate_certificate(tls.cert, tls.key)
+        self.ssl_context = ssl.create_default_context(cafile=str(tls.cert))
+        conf = cluster.render_nginx_conf(
+            self.port,
+            [server.port for server in self.upstreams],
+            self.run_dir,
+            {"STATIC_ROOT": str(static_root)},
+            http_port=free_port(),
+            tls=tls,
+        )
+        self.proc = subprocess.Popen(
+            [
+                cluster.ensure_nginx(),
+                "-e",
+                "stderr",
+                "-p",
+                str(self.run_dir),
+                "-c",
+                str(conf),
+                "-g",
+                "daemon off;",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.run_dir / "log" / "nginx-error.log").open("ab"),
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                health = httpx.get(f"{self.http}/nginx-health", timeout=1, verify=self.ssl_context)
+                if health.status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("nginx did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
