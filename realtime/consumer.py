@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import timezone
@@ -44,6 +46,11 @@ CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
 CLOSE_RESYNC = 1012  # reconnect and resubscribe with since (README)
 
 CoreHandler = Callable[["RealtimeConsumer", dict[str, Any]], Awaitable[None]]
+
+# Connection ids: unique across processes (presence keys in Redis) without a random draw
+# (a system call) per socket.
+_PROCESS_PREFIX = uuid.uuid4().hex[:16]
+_connection_numbers = itertools.count(1)
 
 
 # Replays are read from history a page at a time and sent at the pace the client reads.
@@ -101,7 +108,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.user_id = None
         self.token_id = None
-        self.connection_id = uuid.uuid4().hex
+        self.connection_id = f"{_PROCESS_PREFIX}{next(_connection_numbers):016x}"
         self.subscriptions: dict[str, Subscription] = {}
         self.presence_topics: set[str] = set()
         self.bucket = TokenBucket(settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST)
@@ -141,6 +148,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def close_revoked(self) -> None:
         await self.close(code=CLOSE_UNAUTHORIZED)
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Channels' AsyncConsumer.__call__ without a channel layer: one source of messages
+        # (the client), read in a plain loop; its await_many_dispatch makes a task and an
+        # asyncio.wait per message.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels hops to the database thread before every message to close stale
         # connections (aclose_old_connections); every database call here goes through
@@ -161,11 +181,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         hub = getattr(self, "hub", None)
         if hub is not None:
             await hub.unregister(self)
-        if self.user_id is not None:
+        if self.user_id is not None and hub is not None:
             with contextlib.suppress(Exception):  # the heartbeat no longer refreshes it
-                await asyncio.to_thread(
-                    get_history().online_remove, self.user_id, self.connection_id
-                )
+                await hub.offline((self.user_id, self.connection_id))
         for topic in list(self.presence_topics):
             with contextlib.suppress(Exception):
                 await self._presence_leave(topic)
@@ -188,6 +206,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return False
         if self._draining():
             return self._enqueue(frame)  # behind the frames already queued, in order
+        if self.writer is not None:
+            # Straight to the transport, like the hub's fan-out: the ASGI send stack
+            # (framing, encoding, the server's send task) cost more than the write.
+            return self.push(frame, transport.text_frame(frame.encode()))
         await self.send(text_data=frame)
         if self._over_budget():
             await self.close(code=CLOSE_TOO_SLOW)
@@ -361,9 +383,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # Registered before the check, so a revocation racing the check still finds us.
         self.token_id = parsed.token_id
         self.hub.register(self)
-        access_token = await database_sync_to_async(token_authenticate)(
-            frame["token"], defer_last_used=True
-        )
+        access_token = await self.hub.database.call(_authenticate, frame["token"])
         if access_token is None or self.closing:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -375,7 +395,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
         )
         try:
-            await asyncio.to_thread(get_history().online_add, self.user_id, self.connection_id)
+            await self.hub.online((self.user_id, self.connection_id))
         except Exception:
             # Not worth refusing the socket over: the hub's heartbeat records it again.
             logger.warning("could not record the socket as online", exc_info=True)
@@ -390,7 +410,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 raise PermissionDenied(detail="unknown user")
             return authorize_topic(user, topic_name)
 
-        return await database_sync_to_async(check)()
+        return await self.hub.database.call(check)
 
     async def on_subscribe(self, frame: dict[str, Any]) -> None:
         request_id = frame.get("id") if isinstance(frame.get("id"), str | int) else None
@@ -412,11 +432,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         try:
             await self.hub.subscribe(name, self)
             history = get_history()
-            if since is None:
+            # Where this process's delivery of the topic stands: every later event reaches
+            # this socket (buffered until it goes live), no store round trip.
+            hub_offset = self.hub.topic_offset(name)
+            if since is None and hub_offset is not None:
+                latest, recovered, first_page = hub_offset, True, []
+            elif since is None:
                 latest = await asyncio.to_thread(history.latest, name)
                 recovered, first_page = True, []
             else:
-                replay = await asyncio.to_thread(history.read_after, name, since, REPLAY_PAGE)
+                replay = await self.hub.replays((name, since, REPLAY_PAGE))
                 latest, recovered, first_page = replay.latest, replay.recovered, replay.events
         except Exception:
             self.subscriptions.pop(name, None)
@@ -461,11 +486,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                     subscription.epoch, subscription.last_seq = latest.epoch, event.seq
                 if subscription.last_seq >= latest.seq:
                     break
-                replay = await asyncio.to_thread(
-                    get_history().read_after,
-                    name,
-                    Offset(latest.epoch, subscription.last_seq),
-                    REPLAY_PAGE,
+                replay = await self.hub.replays(
+                    (name, Offset(latest.epoch, subscription.last_seq), REPLAY_PAGE)
                 )
                 if not replay.recovered:
                     # Trimmed away while the client read slowly: it cannot be made whole here.
@@ -554,6 +576,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await publish_ephemeral(
                 topic, "presence.left", presence_event_data(topic, self.user_id or 0)
             )
+
+
+def _authenticate(token: str) -> Any:
+    # The socket path: last_used_at is written in batches, not by this call.
+    return token_authenticate(token, defer_last_used=True)
 
 
 _CORE_HANDLERS: dict[str, CoreHandler] = {

@@ -95,6 +95,19 @@ class History:
         topic, or older than what is kept."""
         raise NotImplementedError
 
+    def read_after_many(
+        self, reads: list[tuple[str, Offset, int | None]]
+    ) -> list[Replay | BaseException]:
+        """:meth:`read_after` for each ``(topic, since, limit)``; the socket hub batches the
+        replays of a reconnect storm through this."""
+        results: list[Replay | BaseException] = []
+        for topic, since, limit in reads:
+            try:
+                results.append(self.read_after(topic, since, limit))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
     def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
         """Record one connection of the user; True when it is the user's first."""
         raise NotImplementedError
@@ -119,6 +132,10 @@ class History:
 
     def online_remove(self, user_id: int, connection_id: str) -> None:
         raise NotImplementedError
+
+    def online_remove_many(self, entries: list[tuple[int, str]]) -> None:
+        for user_id, connection_id in entries:
+            self.online_remove(user_id, connection_id)
 
     def online_refresh(self, entries: list[tuple[int, str]]) -> None:
         raise NotImplementedError
@@ -379,6 +396,32 @@ class RedisHistory(History):
         ]
         return _replay(latest, since, events, limit)
 
+    def read_after_many(
+        self, reads: list[tuple[str, Offset, int | None]]
+    ) -> list[Replay | BaseException]:
+        # One round trip for all (MULTI/EXEC keeps each topic's position and events
+        # consistent), each distinct read once: after a reconnect storm many sockets of a
+        # topic ask from the same offset.
+        distinct = list(dict.fromkeys(reads))
+        pipe = self.client.pipeline(transaction=True)
+        for topic, since, limit in distinct:
+            pipe.hmget(self._meta(topic), "epoch", "seq")
+            pipe.xrange(self._stream(topic), min=f"{since.seq + 1}-0", max="+", count=limit)
+        try:
+            replies = pipe.execute()
+        except Exception as exc:
+            return [exc] * len(reads)
+        answers: dict[tuple[str, Offset, int | None], Replay] = {}
+        for index, read in enumerate(distinct):
+            (epoch, seq), entries = replies[2 * index], replies[2 * index + 1]
+            latest = Offset(epoch or "0", int(seq or 0))
+            events = [
+                StoredEvent(int(entry_id.split("-", 1)[0]), fields["e"], fields["d"])
+                for entry_id, fields in entries
+            ]
+            answers[read] = _replay(latest, read[1], events, read[2])
+        return [answers[read] for read in reads]
+
     def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
         now = time.time()
         others = self._join(
@@ -425,6 +468,10 @@ class RedisHistory(History):
 
     def online_remove(self, user_id: int, connection_id: str) -> None:
         self.client.zrem(self._online(), f"{user_id}:{connection_id}")
+
+    def online_remove_many(self, entries: list[tuple[int, str]]) -> None:
+        if entries:
+            self.client.zrem(self._online(), *(f"{user}:{conn}" for user, conn in entries))
 
     def online_refresh(self, entries: list[tuple[int, str]]) -> None:
         if not entries:

@@ -20,13 +20,15 @@ import contextlib
 import json
 import logging
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from realtime.history import Offset, StoredEvent, get_history
+from realtime.batching import Batcher, CallBatcher, run_each_with_database
+from realtime.history import Offset, Replay, StoredEvent, get_history
 from realtime.publish import CONTROL_GROUP, publish_ephemeral, topic_group
 from realtime.topics import presence_event_data
 from realtime.transport import text_frame
@@ -38,6 +40,11 @@ logger = logging.getLogger(__name__)
 
 
 _background_tasks: set[asyncio.Task[Any]] = set()
+
+# Threads of the sockets' blocking calls, shared by every hub (see realtime/batching.py). One
+# database thread, like Channels' database_sync_to_async: its batches run one after another.
+_database_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-db")
+_redis_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-redis")
 
 
 def spawn(coroutine: Any) -> None:
@@ -77,6 +84,36 @@ class Hub:
         self.history = get_history()
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        # The sockets' blocking calls, batched (realtime/batching.py): the token check and
+        # subscribe authorization (database), online marks and replay reads (Redis).
+        self.database = CallBatcher(run_each_with_database, _database_thread)
+        self.online = Batcher[tuple[int, str], None](self._mark_online, _redis_thread)
+        self.offline = Batcher[tuple[int, str], None](self._mark_offline, _redis_thread)
+        self.replays = Batcher[tuple[str, Offset, int | None], Replay](
+            self.history.read_after_many, _redis_thread
+        )
+
+    def _mark_online(self, entries: list[tuple[int, str]]) -> list[BaseException | None]:
+        try:
+            self.history.online_refresh(entries)
+        except Exception as exc:
+            return [exc] * len(entries)
+        return [None] * len(entries)
+
+    def _mark_offline(self, entries: list[tuple[int, str]]) -> list[BaseException | None]:
+        try:
+            self.history.online_remove_many(entries)
+        except Exception as exc:
+            return [exc] * len(entries)
+        return [None] * len(entries)
+
+    def topic_offset(self, topic: str) -> Offset | None:
+        """Where this process's delivery of a topic stands: every later event reaches its
+        subscribers. None unless the topic is hosted here and ready."""
+        state = self.topics.get(topic)
+        if state is None or not state.ready.is_set():
+            return None
+        return Offset(state.epoch, state.last_seq)
 
     async def start(self) -> None:
         self.channel_name = await self.layer.new_channel("rt.hub.")
