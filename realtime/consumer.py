@@ -112,6 +112,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.subscriptions: dict[str, Subscription] = {}
         self.presence_topics: set[str] = set()
         self.bucket = TokenBucket(settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST)
+        # Read once: the fan-out checks it for every frame (settings access is not free).
+        self.budget: int = settings.WS_SEND_QUEUE_BYTES
         self.closing = False
         self._timers: list[asyncio.TimerHandle] = []
         self._stalled_since: float | None = None
@@ -193,7 +195,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return self._queued_bytes + transport.pending_bytes(self.base_send)
 
     def _over_budget(self) -> bool:
-        if self._unsent_bytes() <= settings.WS_SEND_QUEUE_BYTES:
+        if self._unsent_bytes() <= self.budget:
             return False
         logger.warning("closing a socket that reads too slowly", extra={"user_id": self.user_id})
         return True
@@ -222,11 +224,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         when the server allows it, else queued for ASGI send. False once closing."""
         if self.closing:
             return False
-        if self.writer is None or self._draining():
+        writer = self.writer
+        if writer is None or self._queue or self._drain_task is not None:
             return self._enqueue(frame)
-        if not self.writer.write(framed):
+        if not writer.write(framed):
             return False
-        if self.writer.buffered() > settings.WS_SEND_QUEUE_BYTES and self._over_budget():
+        if writer.buffered() > self.budget and self._over_budget():
             self.closing_soon(CLOSE_TOO_SLOW)
             return False
         return True
@@ -252,10 +255,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return bool(self._queue) or (self._drain_task is not None and not self._drain_task.done())
 
     async def _drain(self) -> None:
-        while self._queue and not self.closing:
-            frame = self._queue.popleft()
-            self._queued_bytes -= len(frame)
-            await self.send(text_data=frame)
+        try:
+            while self._queue and not self.closing:
+                frame = self._queue.popleft()
+                self._queued_bytes -= len(frame)
+                await self.send(text_data=frame)
+        finally:
+            self._drain_task = None
 
     async def send_paced(self, frame: str) -> bool:
         """Send a frame the server chose to send now (a replay), once the socket's queue is
@@ -263,7 +269,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         A client that stops reading is closed (4008) after SEND_STALL_TIMEOUT; re-asking for
         replays does not restart that clock. False once the socket is closing."""
         loop = asyncio.get_running_loop()
-        while self._unsent_bytes() > settings.WS_SEND_QUEUE_BYTES // 2:
+        while self._unsent_bytes() > self.budget // 2:
             if self.closing:
                 return False
             now = loop.time()
@@ -300,7 +306,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if subscription.buffer is not None:
                 subscription.buffer.append((offset, frame))
                 subscription.buffer_bytes += len(frame)
-                if subscription.buffer_bytes > settings.WS_SEND_QUEUE_BYTES:
+                if subscription.buffer_bytes > self.budget:
                     # The topic runs faster than the client reads its replay.
                     self.closing_soon(CLOSE_TOO_SLOW)
                 return
