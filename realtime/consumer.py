@@ -31,7 +31,7 @@ from backend.core.errors import BadRequest, DomainError, NotFound, PermissionDen
 from realtime import transport
 from realtime.frames import FrameContext, get_frame_type, validate_payload
 from realtime.history import Offset, StoredEvent, get_history
-from realtime.hub import Hub, event_frame, get_hub, spawn
+from realtime.hub import Hub, get_hub, spawn
 from realtime.publish import publish_ephemeral
 from realtime.topics import Topic, authorize_topic, presence_event_data
 
@@ -192,6 +192,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- outbound ---------------------------------------------------------------------------
     def _unsent_bytes(self) -> int:
+        if self.writer is not None:
+            return self._queued_bytes + self.writer.buffered()
         return self._queued_bytes + transport.pending_bytes(self.base_send)
 
     def _over_budget(self) -> bool:
@@ -200,7 +202,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         logger.warning("closing a socket that reads too slowly", extra={"user_id": self.user_id})
         return True
 
-    async def send_text(self, frame: str) -> bool:
+    async def send_text(self, frame: str, framed: bytes | None = None) -> bool:
         """Send one frame within the socket's budget: every frame (live, replayed, replies)
         counts against ``WS_SEND_QUEUE_BYTES``; past it the socket is closed (4008). False
         once the socket is closing."""
@@ -211,7 +213,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.writer is not None:
             # Straight to the transport, like the hub's fan-out: the ASGI send stack
             # (framing, encoding, the server's send task) cost more than the write.
-            return self.push(frame, transport.text_frame(frame.encode()))
+            if framed is None:
+                framed = transport.text_frame(frame.encode())
+            return self.push(frame, framed)
         await self.send(text_data=frame)
         if self._over_budget():
             await self.close(code=CLOSE_TOO_SLOW)
@@ -263,7 +267,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         finally:
             self._drain_task = None
 
-    async def send_paced(self, frame: str) -> bool:
+    async def send_paced(self, frame: str, framed: bytes | None = None) -> bool:
         """Send a frame the server chose to send now (a replay), once the socket's queue is
         under half its budget: a replay goes at the pace the client reads, not all at once.
         A client that stops reading is closed (4008) after SEND_STALL_TIMEOUT; re-asking for
@@ -285,7 +289,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             # Twisted gives no drain notification through ASGI: poll the transport.
             await asyncio.sleep(0.01)
         self._stalled_since = None
-        return await self.send_text(frame)
+        return await self.send_text(frame, framed)
 
     async def send_json(self, frame: dict[str, Any]) -> None:
         await self.send_text(json.dumps(frame, separators=(",", ":")))
@@ -441,6 +445,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             # Where this process's delivery of the topic stands: every later event reaches
             # this socket (buffered until it goes live), no store round trip.
             hub_offset = self.hub.topic_offset(name)
+            first_page: list[StoredEvent]
             if since is None and hub_offset is not None:
                 latest, recovered, first_page = hub_offset, True, []
             elif since is None:
@@ -484,10 +489,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 for event in page:
                     if event.seq > latest.seq:
                         break
-                    frame = event_frame(
-                        name, event.event, Offset(latest.epoch, event.seq), event.data_json
-                    )
-                    if not await self.send_paced(frame):
+                    frame, framed = self.hub.replay_frame(name, latest.epoch, event)
+                    if not await self.send_paced(frame, framed):
                         return
                     subscription.epoch, subscription.last_seq = latest.epoch, event.seq
                 if subscription.last_seq >= latest.seq:

@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 _background_tasks: set[asyncio.Task[Any]] = set()
 
+# Replayed frames kept for reuse (see Hub.replay_frame); the cache starts over when full.
+REPLAY_FRAME_CACHE = 10_000
+
 # Threads of the sockets' blocking calls, shared by every hub (see realtime/batching.py). One
 # database thread, like Channels' database_sync_to_async: its batches run one after another.
 _database_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-db")
@@ -86,6 +89,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         # The sockets' blocking calls, batched (realtime/batching.py): the token check and
         # subscribe authorization (database), online marks and replay reads (Redis).
+        self._replay_frames: dict[tuple[str, str, int], tuple[str, bytes]] = {}
         self.database = CallBatcher(run_each_with_database, _database_thread)
         self.online = Batcher[tuple[int, str], None](self._mark_online, _redis_thread)
         self.offline = Batcher[tuple[int, str], None](self._mark_offline, _redis_thread)
@@ -106,6 +110,18 @@ class Hub:
         except Exception as exc:
             return [exc] * len(entries)
         return [None] * len(entries)
+
+    def replay_frame(self, topic: str, epoch: str, event: StoredEvent) -> tuple[str, bytes]:
+        """A stored event's frame, and as a websocket frame: built once per process for all
+        the sockets that replay it (after a reconnect storm, thousands replay the same)."""
+        key = (topic, epoch, event.seq)  # an offset names one event for good
+        frames = self._replay_frames.get(key)
+        if frames is None:
+            if len(self._replay_frames) >= REPLAY_FRAME_CACHE:
+                self._replay_frames.clear()
+            frame = event_frame(topic, event.event, Offset(epoch, event.seq), event.data_json)
+            frames = self._replay_frames[key] = (frame, text_frame(frame.encode()))
+        return frames
 
     def topic_offset(self, topic: str) -> Offset | None:
         """Where this process's delivery of a topic stands: every later event reaches its
