@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run     start Triton on 127.0.0.1:\$$PORT (default 8000) with embedded services, supervised (Ctrl-C stops all)"
-	@echo "make cluster nginx on 127.0.0.1:\$$PORT over two server processes, worker, beat (MariaDB, Redis)"
+	@echo "make cluster nginx with HTTPS on 127.0.0.1:\$$PORT (HTTP on PORT+1 redirects) over two server processes, worker, beat"
 	@echo "make test    run the test suite against real MariaDB and Redis (starts them)"
 	@echo "make soak    slow soak and fault suites"
 	@echo "make bench   benchmarks (< 10 min); numbers go to loadtests/results/latest.{json,md}"

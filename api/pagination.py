@@ -7,6 +7,7 @@ Out-of-range limits (0, 1000, -1) fail validation (422) instead of being clamped
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from django.conf import settings
@@ -32,10 +33,17 @@ class Page(Schema, Generic[T]):
     count: int
 
 
-def paginate(queryset: QuerySet[Any], params: PageParams) -> dict[str, Any]:
+def paginate(
+    queryset: QuerySet[Any],
+    params: PageParams,
+    represent: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
     """One page of the queryset and the total; the COUNT query is skipped when the page
-    itself shows the total (first page, not full)."""
+    itself shows the total (first page, not full). ``represent`` shapes each item (a
+    selector's ``*_representation``) when the schema cannot read the model directly."""
     items = list(queryset[params.offset : params.offset + params.limit])
     page_shows_total = params.offset == 0 and len(items) < params.limit
     count = len(items) if page_shows_total else queryset.count()
+    if represent is not None:
+        items = [represent(item) for item in items]
     return {"items": items, "count": count}

@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -87,9 +88,15 @@ def _iso_date_only(value: object) -> object:
     return value
 
 
-# A calendar day, in query strings and bodies alike; MySQL's DATE starts at year 1000.
+# A calendar day, in query strings and bodies alike; MySQL's DATE starts at year 1000, which
+# the document says with a pattern (JSON Schema has no minimum for dates).
 IsoDate = Annotated[
-    datetime.date, BeforeValidator(_iso_date_only), Field(ge=datetime.date(1000, 1, 1))
+    datetime.date,
+    BeforeValidator(_iso_date_only),
+    Field(ge=datetime.date(1000, 1, 1)),
+    WithJsonSchema(
+        {"type": "string", "format": "date", "pattern": r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}$"}
+    ),
 ]
 
 

@@ -29,7 +29,10 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from backend.core import body_limit  # noqa: E402
 from realtime.routing import websocket_application  # noqa: E402
 
-# Under daphne, oversized bodies are refused (413) before they are read.
+# Oversized bodies are refused (413) before they are read: daphne's request is patched,
+# servers that stream the body to the application (uvicorn) meet the middleware.
 body_limit.install()
 
-application = ProtocolTypeRouter({"http": django_http, "websocket": websocket_application})
+application = ProtocolTypeRouter(
+    {"http": body_limit.BodyLimitMiddleware(django_http), "websocket": websocket_application}
+)

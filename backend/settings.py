@@ -45,6 +45,8 @@ VAR_DIR = Path(env.str("TRITON_VAR_DIR", default=str(BASE_DIR / "var")))
 # TLS ends at the proxy in front: it tells Django the original scheme in X-Forwarded-Proto.
 if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# ... and only from these direct peers (the proxy's address; backend/core/forwarded.py).
+TRUSTED_PROXY_NETWORKS = env.list("TRUSTED_PROXY_NETWORKS", default=["127.0.0.0/8", "::1/128"])
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
 # Probes and scrapers call the process directly over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$", r"^api/v1/health$", r"^api/v1/metrics$"]
@@ -97,6 +99,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: nothing below may see a scheme header that did not come from the proxy.
+    "backend.core.forwarded.TrustedProxySchemeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "backend.core.observability.RequestIdMiddleware",
     "backend.core.access_log.AccessLogMiddleware",
@@ -206,6 +210,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, realtime history, broker ------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# The realtime Redis instances (channel layer, history, presence); cache and broker stay on
+# REDIS_URL. With several, each topic lives on one of them, chosen by a hash of its name: the
+# instance channels-redis' pub/sub layer picks for the topic's group (realtime/history.py).
+REALTIME_REDIS_URLS = env.list("REALTIME_REDIS_URLS", default=[REDIS_URL] if REDIS_URL else [])
+CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="triton")
+if REALTIME_REDIS_URLS and not REDIS_URL:
+    raise ImproperlyConfigured("REALTIME_REDIS_URLS needs REDIS_URL (cache and broker) as well.")
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -219,18 +230,17 @@ if REDIS_URL:
     # the realtime hub keeps one group membership per process and topic (see realtime/hub.py).
     # "core" (lists + a sorted set per group) is kept selectable for comparison in make bench.
     CHANNEL_LAYER = env.str("CHANNEL_LAYER", default="pubsub")
-    _layer_prefix = env.str("CHANNEL_LAYER_PREFIX", default="triton")
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": _layer_prefix},
+            "CONFIG": {"hosts": REALTIME_REDIS_URLS, "prefix": CHANNEL_LAYER_PREFIX},
         }
         if CHANNEL_LAYER == "pubsub"
         else {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL}],
-                "prefix": _layer_prefix,
+                "hosts": [{"address": url} for url in REALTIME_REDIS_URLS],
+                "prefix": CHANNEL_LAYER_PREFIX,
                 "capacity": 1000,
                 "expiry": 60,
             },

@@ -1,7 +1,7 @@
 """Per-topic event history (offsets, replay) and room presence.
 
-Redis when ``REDIS_URL`` is set, a process-local store otherwise (the embedded default: one
-process, the in-process channel layer). Both keep the same promise:
+Redis when ``REDIS_URL`` (or ``REALTIME_REDIS_URLS``) is set, a process-local store otherwise
+(the embedded default: one process, the in-process channel layer). Both keep the same promise:
 
 * an offset is ``"<epoch>:<seq>"``; ``seq`` grows by one per event within a topic, so a
   reader can tell a gap from a quiet topic; ``epoch`` changes when a topic's history starts
@@ -10,21 +10,29 @@ process, the in-process channel layer). Both keep the same promise:
   ``REALTIME_HISTORY_TTL`` seconds is forgotten whole.
 
 In Redis one Lua script assigns the sequence number and appends to the topic's stream, so
-offsets and stream order cannot disagree whichever process publishes.
+offsets and stream order cannot disagree whichever process publishes. With several realtime
+Redis instances (``REALTIME_REDIS_URLS``) a topic's keys all live on one of them, the one that
+also carries the topic's fan-out (:func:`topic_shard`), so its offsets, its replay and its
+events in flight depend on that one instance only.
 """
 
 from __future__ import annotations
 
+import binascii
+import logging
 import re
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import cast
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 # Epochs this server gives out are "0" (nothing published yet) or 12 hex digits; any short
 # ASCII word is accepted (an unknown epoch is answered recovered: false, not an error).
@@ -64,6 +72,22 @@ class Replay:
     latest: Offset
     recovered: bool
     events: list[StoredEvent] = field(default_factory=list)
+
+
+def topic_group(topic: str) -> str:
+    """The channel-layer group every process hosting the topic joins."""
+    return f"rt.{topic}"
+
+
+def topic_shard(topic: str, shard_count: int) -> int:
+    """Which of ``shard_count`` realtime Redis instances holds the topic: the one
+    channels-redis' pub/sub layer sends the topic's group to (CRC32 of the group's channel
+    name on a 4096-slot ring, cut into equal arcs), so history and fan-out share one Redis."""
+    if shard_count == 1:
+        return 0
+    name = f"{settings.CHANNEL_LAYER_PREFIX}__group__{topic_group(topic)}"
+    slot = binascii.crc32(name.encode()) & 0xFFF
+    return int(slot / (4096 / float(shard_count)))
 
 
 # The offset of a topic nobody has published to yet.
@@ -499,8 +523,103 @@ class RedisHistory(History):
         return bool(self.client.ping())
 
 
+class ShardedRedisHistory(History):
+    """Topics spread over several Redis instances (:func:`topic_shard`); each topic's keys
+    stay on one. Who is online, a set across topics, lives on the first instance."""
+
+    def __init__(self, urls: list[str], prefix: str = "triton:rt") -> None:
+        self.shards = [RedisHistory(url, prefix=prefix) for url in urls]
+
+    def shard(self, topic: str) -> RedisHistory:
+        return self.shards[topic_shard(topic, len(self.shards))]
+
+    def _by_shard(self, topics: Iterable[str]) -> dict[int, list[str]]:
+        grouped: dict[int, list[str]] = {}
+        for topic in topics:
+            grouped.setdefault(topic_shard(topic, len(self.shards)), []).append(topic)
+        return grouped
+
+    def append(self, topic: str, event: str, data_json: str) -> Offset:
+        return self.shard(topic).append(topic, event, data_json)
+
+    def latest(self, topic: str) -> Offset:
+        return self.shard(topic).latest(topic)
+
+    def latest_seqs(self, topics: list[str]) -> dict[str, Offset]:
+        """One pipeline per instance (the hub's sync pass asks for every topic it hosts).
+        The topics of an unreachable instance are left out: the others' are still repaired."""
+        result: dict[str, Offset] = {}
+        failed: Exception | None = None
+        for index, shard_topics in self._by_shard(topics).items():
+            try:
+                result.update(self.shards[index].latest_seqs(shard_topics))
+            except Exception as exc:
+                logger.warning("realtime Redis %d unreachable: %s", index, exc)
+                failed = exc
+        if failed is not None and not result:
+            raise failed
+        return result
+
+    def read_after(self, topic: str, since: Offset, limit: int | None = None) -> Replay:
+        return self.shard(topic).read_after(topic, since, limit)
+
+    def read_after_many(
+        self, reads: list[tuple[str, Offset, int | None]]
+    ) -> list[Replay | BaseException]:
+        """One pipeline per instance; an unreachable instance fails its own reads only."""
+        grouped: dict[int, list[int]] = {}
+        for position, (topic, _since, _limit) in enumerate(reads):
+            grouped.setdefault(topic_shard(topic, len(self.shards)), []).append(position)
+        results: list[Replay | BaseException] = [ConnectionError("not read")] * len(reads)
+        for index, positions in grouped.items():
+            answers = self.shards[index].read_after_many([reads[p] for p in positions])
+            for position, answer in zip(positions, answers, strict=True):
+                results[position] = answer
+        return results
+
+    def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
+        return self.shard(topic).presence_join(topic, user_id, connection_id)
+
+    def presence_leave(self, topic: str, user_id: int, connection_id: str) -> bool:
+        return self.shard(topic).presence_leave(topic, user_id, connection_id)
+
+    def presence_refresh(self, entries: list[tuple[str, int, str]]) -> None:
+        grouped: dict[int, list[tuple[str, int, str]]] = {}
+        for entry in entries:
+            grouped.setdefault(topic_shard(entry[0], len(self.shards)), []).append(entry)
+        for index, shard_entries in grouped.items():
+            self.shards[index].presence_refresh(shard_entries)
+
+    def presence_expire(self, topic: str) -> list[int]:
+        return self.shard(topic).presence_expire(topic)
+
+    def presence_list(self, topic: str) -> list[int]:
+        return self.shard(topic).presence_list(topic)
+
+    def online_add(self, user_id: int, connection_id: str) -> None:
+        self.shards[0].online_add(user_id, connection_id)
+
+    def online_remove(self, user_id: int, connection_id: str) -> None:
+        self.shards[0].online_remove(user_id, connection_id)
+
+    def online_remove_many(self, entries: list[tuple[int, str]]) -> None:
+        self.shards[0].online_remove_many(entries)
+
+    def online_refresh(self, entries: list[tuple[int, str]]) -> None:
+        self.shards[0].online_refresh(entries)
+
+    def online_users(self) -> set[int]:
+        return self.shards[0].online_users()
+
+    def ping(self) -> bool:
+        return all(shard.ping() for shard in self.shards)
+
+
 @cache
 def get_history() -> History:
-    if settings.REDIS_URL:
-        return RedisHistory(settings.REDIS_URL, prefix=settings.REALTIME_KEY_PREFIX)
+    urls = settings.REALTIME_REDIS_URLS
+    if len(urls) > 1:
+        return ShardedRedisHistory(urls, prefix=settings.REALTIME_KEY_PREFIX)
+    if urls:
+        return RedisHistory(urls[0], prefix=settings.REALTIME_KEY_PREFIX)
     return MemoryHistory()

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from realtime import presence
 from realtime.batching import Batcher, CallBatcher, run_each_with_database
-from realtime.history import Offset, Replay, StoredEvent, get_history
-from realtime.publish import CONTROL_GROUP, publish_ephemeral, topic_group
+from realtime.history import Offset, Replay, StoredEvent, get_history, topic_group
+from realtime.publish import CONTROL_GROUP, publish_ephemeral
 from realtime.topics import presence_event_data
 from realtime.transport import text_frame
 
@@ -55,6 +56,17 @@ def spawn(coroutine: Any) -> None:
     task = asyncio.ensure_future(coroutine)
     _background_tasks.add(task)
     task.add_done_callback(_background_tasks.discard)
+
+
+def _announce_online(entries: list[tuple[int, str]], *, online: bool) -> None:
+    """presence.online_changed once per socket, as socket_opened/socket_closed send it (on
+    this thread, never the event loop)."""
+    for user_id, _connection_id in entries:
+        for receiver, error in presence.online_changed.send_robust(
+            sender=None, user_id=user_id, online=online
+        ):
+            if isinstance(error, Exception):
+                logger.warning("online_changed receiver %r failed", receiver, exc_info=error)
 
 
 def event_frame(topic: str, event: str, offset: Offset | None, data_json: str) -> str:
@@ -98,17 +110,21 @@ class Hub:
         )
 
     def _mark_online(self, entries: list[tuple[int, str]]) -> list[BaseException | None]:
+        """presence.socket_opened for a batch of sockets: one Redis pipeline."""
         try:
             self.history.online_refresh(entries)
         except Exception as exc:
             return [exc] * len(entries)
+        _announce_online(entries, online=True)
         return [None] * len(entries)
 
     def _mark_offline(self, entries: list[tuple[int, str]]) -> list[BaseException | None]:
+        """presence.socket_closed for a batch of sockets: one Redis command."""
         try:
             self.history.online_remove_many(entries)
         except Exception as exc:
             return [exc] * len(entries)
+        _announce_online(entries, online=False)
         return [None] * len(entries)
 
     def replay_frame(self, topic: str, epoch: str, event: StoredEvent) -> tuple[str, bytes]:
@@ -298,7 +314,8 @@ class Hub:
         async with self._lock:
             for topic in topics:
                 state = self.topics.get(topic)
-                if state is None:
+                # Not answered: its Redis instance is unreachable (several realtime Redis).
+                if state is None or topic not in latest:
                     continue
                 seen, state.seen_latest = state.seen_latest, latest[topic]
                 # Only what was already there one pass ago: newer events may be in flight.

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections import defaultdict
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -26,16 +26,12 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from realtime.history import History, Offset, get_history
+from realtime.history import History, Offset, get_history, topic_group
 from realtime.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
 
 CONTROL_GROUP = "rt.control"
-
-
-def topic_group(topic: str) -> str:
-    return f"rt.{topic}"
 
 
 def serialize(data: Any) -> str:
@@ -109,11 +105,13 @@ def _topic_relay_lock(topic: str) -> Iterator[bool]:
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT RELEASE_LOCK(%s)", [name])
         return
-    with _local_relay_locks[topic]:
+    with _local_relay_locks[zlib.crc32(topic.encode()) % len(_local_relay_locks)]:
         yield True
 
 
-_local_relay_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+# Striped, so memory stays bounded however many topics a process relays; topics that share a
+# stripe merely take turns (relays never nest, so no stripe is taken twice by one thread).
+_local_relay_locks: tuple[threading.Lock, ...] = tuple(threading.Lock() for _ in range(64))
 
 
 def relay_topic(topic: str, *, batch: int = 500) -> int:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`make cluster`: Triton in production shape on one machine, in the foreground, on loopback.
 
-    nginx 127.0.0.1:$PORT  ->  WEB_PROCESSES (default 2) daphne processes on free loopback ports
+    nginx https://127.0.0.1:$PORT (wss:// on /ws/; http://127.0.0.1:$HTTP_PORT redirects there)
+      ->  WEB_PROCESSES (default 2) daphne processes on free loopback ports
     a Celery worker and a Celery beat
     the machine's MariaDB and Redis (scripts/ensure-services.sh), with the cluster's own
     database (CLUSTER_DATABASE, default triton_cluster) and key prefix (CLUSTER_PREFIX,
@@ -12,6 +13,12 @@ _NAME. DATABASE_URL, REDIS_URL and CELERY_BROKER_URL override the machine's serv
 (Debian package) is installed when missing. /metrics aggregates every process
 (prometheus_client multiprocess mode, one directory per cluster run).
 
+TLS: TLS_CERT_FILE and TLS_KEY_FILE (PEM) name the certificate nginx serves; without them a
+self-signed one for localhost and 127.0.0.1 is generated under $CLUSTER_VAR_DIR/tls/ and reused
+while it has more than RENEW_BEFORE left. HTTP_PORT (default PORT + 1) answers plain HTTP with
+a redirect to HTTPS. nginx reaches the servers from PROXY_ADDRESS, the only peer whose
+X-Forwarded-Proto they believe (TRUSTED_PROXY_NETWORKS).
+
 Ctrl-C (SIGINT) or SIGTERM stops every process this script started; so does the death of any
 one of them (the cluster is then not what it claims to be). Children also get SIGTERM if this
 supervisor is killed outright (PR_SET_PDEATHSIG).
@@ -21,10 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import datetime
+import ipaddress
 import os
 import shutil
 import signal
 import socket
+import ssl
 import string
 import subprocess
 import sys
@@ -35,12 +45,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = VENV_BIN / "python"
 TEMPLATE = ROOT / "compose" / "nginx" / "cluster.conf.template"
 STOP_GRACE = 10.0
 PR_SET_PDEATHSIG = 1
+# nginx connects to the servers from this loopback address (proxy_bind); the servers believe
+# X-Forwarded-Proto from it only, not from another local process on 127.0.0.1.
+PROXY_ADDRESS = "127.0.0.2"
+# The generated certificate: the names a browser or client on this machine uses.
+LOCAL_DNS_NAMES = ("localhost",)
+LOCAL_ADDRESSES = ("127.0.0.1",)
+CERTIFICATE_DAYS = 365
+RENEW_BEFORE = datetime.timedelta(days=30)
 
 
 def log(message: str) -> None:
@@ -165,20 +188,138 @@ def create_database(database_url: str) -> None:
     )
 
 
-def wait_http(url: str, timeout: float, children: list[Child]) -> None:
+def wait_http(
+    url: str, timeout: float, children: list[Child], context: ssl.SSLContext | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for child in children:
             if child.exited() is not None:
                 raise SystemExit(f"!! {child.name} exited at start-up with {child.exited()}")
         try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback URL
+            # Our own loopback URL (S310).
+            with urllib.request.urlopen(url, timeout=2, context=context):  # noqa: S310
                 return
         except urllib.error.HTTPError:
             return  # any HTTP answer (503 for a dependency still starting) means it is up
         except OSError:
             time.sleep(0.2)
     raise SystemExit(f"!! {url} did not answer within {timeout:.0f} s")
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+    generated: bool
+
+
+def certificate_fits(cert_file: Path, key_file: Path) -> bool:
+    """The generated certificate can be used again: readable, names localhost and 127.0.0.1,
+    more than RENEW_BEFORE left, and its key is there."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    except (OSError, ValueError):
+        return False
+    if cert.public_key() != key.public_key():
+        return False
+    left = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+    if left < RENEW_BEFORE:
+        return False
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    addresses = {str(a) for a in names.get_values_for_type(x509.IPAddress)}
+    return (
+        set(LOCAL_DNS_NAMES) <= set(names.get_values_for_type(x509.DNSName))
+        and set(LOCAL_ADDRESSES) <= addresses
+    )
+
+
+def generate_certificate(cert_file: Path, key_file: Path) -> None:
+    """A self-signed P-256 certificate for localhost and 127.0.0.1 (its own trust anchor: give
+    it to a client as the CA file). The key is written readable by its owner only."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Triton make cluster"),
+            x509.NameAttribute(NameOID.COMMON_NAME, LOCAL_DNS_NAMES[0]),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    alt_names: list[x509.GeneralName] = [x509.DNSName(name) for name in LOCAL_DNS_NAMES]
+    alt_names += [x509.IPAddress(ipaddress.ip_address(a)) for a in LOCAL_ADDRESSES]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CERTIFICATE_DAYS))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file.parent.mkdir(parents=True, exist_ok=True)
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    # Written next to their final names, then renamed: a reader never sees half a file.
+    key_tmp = key_file.with_name(key_file.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        key_tmp.unlink()
+    fd = os.open(key_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key_pem)
+    cert_tmp = cert_file.with_name(cert_file.name + ".tmp")
+    cert_tmp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_tmp.replace(key_file)
+    cert_tmp.replace(cert_file)
+
+
+def tls_files(var_dir: Path) -> TlsFiles:
+    """TLS_CERT_FILE and TLS_KEY_FILE when given, else the generated pair under var_dir/tls."""
+    given_cert = os.environ.get("TLS_CERT_FILE", "")
+    given_key = os.environ.get("TLS_KEY_FILE", "")
+    if given_cert or given_key:
+        if not (given_cert and given_key):
+            raise SystemExit("!! set both TLS_CERT_FILE and TLS_KEY_FILE, or neither")
+        files = TlsFiles(Path(given_cert).resolve(), Path(given_key).resolve(), generated=False)
+        for path in (files.cert, files.key):
+            if not path.is_file():
+                raise SystemExit(f"!! {path} does not exist")
+        return files
+    files = TlsFiles(var_dir / "tls" / "cert.pem", var_dir / "tls" / "key.pem", generated=True)
+    if certificate_fits(files.cert, files.key):
+        log(f"TLS certificate {files.cert} (reused)")
+    else:
+        generate_certificate(files.cert, files.key)
+        log(
+            f"TLS certificate {files.cert} (generated for {', '.join(LOCAL_DNS_NAMES)} and "
+            f"{', '.join(LOCAL_ADDRESSES)}, {CERTIFICATE_DAYS} days)"
+        )
+    return files
 
 
 def cluster_environment(port: int, run_dir: Path) -> dict[str, str]:
@@ -213,10 +354,27 @@ def cluster_environment(port: int, run_dir: Path) -> dict[str, str]:
     )
     # Requests arrive with nginx's Host header: the listening address, by name or number.
     env.setdefault("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+    # HTTPS at nginx: the servers believe its X-Forwarded-Proto, and only its.
+    env["DJANGO_SECURE_PROXY_SSL_HEADER"] = "true"
+    env["TRUSTED_PROXY_NETWORKS"] = f"{PROXY_ADDRESS}/32"
+    # A request that reaches a server without nginx's header is redirected (probes exempt).
+    env.setdefault("DJANGO_SECURE_SSL_REDIRECT", "true")
+    env.setdefault("DJANGO_SECURE_COOKIES", "true")
+    # HSTS binds the host name on every port (make run's plain http://localhost:8000 too):
+    # five minutes here, not production's year.
+    env.setdefault("DJANGO_SECURE_HSTS_SECONDS", "300")
     return env
 
 
-def render_nginx_conf(port: int, web_ports: list[int], run_dir: Path, env: dict[str, str]) -> Path:
+def render_nginx_conf(
+    port: int,
+    web_ports: list[int],
+    run_dir: Path,
+    env: dict[str, str],
+    *,
+    http_port: int,
+    tls: TlsFiles,
+) -> Path:
     log_dir = run_dir / "log"
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -234,6 +392,10 @@ def render_nginx_conf(port: int, web_ports: list[int], run_dir: Path, env: dict[
         RUN_DIR=str(run_dir),
         LOG_DIR=str(log_dir),
         PORT=str(port),
+        HTTP_PORT=str(http_port),
+        TLS_CERT_FILE=str(tls.cert),
+        TLS_KEY_FILE=str(tls.key),
+        PROXY_ADDRESS=PROXY_ADDRESS,
         UPSTREAM_SERVERS=servers,
         STATIC_ROOT=env["STATIC_ROOT"],
     )
@@ -244,6 +406,9 @@ def render_nginx_conf(port: int, web_ports: list[int], run_dir: Path, env: dict[
 
 def main() -> int:
     port = int(os.environ.get("PORT", "8000"))
+    http_port = int(os.environ.get("HTTP_PORT", str(port + 1)))
+    if http_port == port:
+        raise SystemExit("!! HTTP_PORT must differ from PORT (HTTPS)")
     web_processes = int(os.environ.get("WEB_PROCESSES", "2"))
     if web_processes < 1:
         raise SystemExit("!! WEB_PROCESSES must be at least 1")
@@ -260,6 +425,7 @@ def main() -> int:
         if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
             run([str(ROOT / "scripts" / "ensure-services.sh")], dict(os.environ))
         nginx = ensure_nginx()
+        tls = tls_files(var_dir)
 
         shutil.rmtree(run_dir, ignore_errors=True)
         (run_dir / "log").mkdir(parents=True)
@@ -341,7 +507,7 @@ def main() -> int:
         for web_port in web_ports:
             wait_http(f"http://127.0.0.1:{web_port}/health", 60, children)
 
-        conf = render_nginx_conf(port, web_ports, run_dir, env)
+        conf = render_nginx_conf(port, web_ports, run_dir, env, http_port=http_port, tls=tls)
         nginx_child = Child(
             "nginx",
             [nginx, "-e", "stderr", "-p", str(run_dir), "-c", str(conf), "-g", "daemon off;"],
@@ -349,14 +515,25 @@ def main() -> int:
         )
         children.append(nginx_child)
         access_log = run_dir / "log" / "nginx-access.log"
-        log(f"starting nginx on 127.0.0.1:{port} (access log {access_log})")
+        log(
+            f"starting nginx on 127.0.0.1:{port} (HTTPS) and 127.0.0.1:{http_port} (redirects)"
+            f" (access log {access_log})"
+        )
         nginx_child.start()
-        wait_http(f"http://127.0.0.1:{port}/nginx-health", 20, children)
-        url = f"http://127.0.0.1:{port}"
+        # A readiness probe of our own loopback listener: any TLS answer means nginx is up (a
+        # certificate given in TLS_CERT_FILE may name another host than 127.0.0.1).
+        probe = ssl.create_default_context()
+        probe.check_hostname = False
+        probe.verify_mode = ssl.CERT_NONE
+        wait_http(f"https://127.0.0.1:{port}/nginx-health", 20, children, probe)
+        url = f"https://127.0.0.1:{port}"
         upstreams = ", ".join(f"127.0.0.1:{p}" for p in web_ports)
         log(
-            f"Triton cluster is up: {url}  (web processes {upstreams}; websocket ws://127.0.0.1:{port}/ws/v1/)"
+            f"Triton cluster is up: {url}  (web processes {upstreams};"
+            f" websocket wss://127.0.0.1:{port}/ws/v1/; http://127.0.0.1:{http_port} redirects)"
         )
+        if tls.generated:
+            log(f"the certificate is self-signed: trust {tls.cert} (curl --cacert {tls.cert})")
         log("press Ctrl-C to stop")
 
         while True:

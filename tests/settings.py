@@ -18,6 +18,8 @@ os.environ["DATABASE_URL"] = os.environ.get(
     "TEST_DATABASE_URL", "mysql://root@127.0.0.1:3306/triton"
 )
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Realtime on the test Redis too (tests that shard start Redis instances of their own).
+os.environ.pop("REALTIME_REDIS_URLS", None)
 os.environ.setdefault("CELERY_BROKER_URL", os.environ["REDIS_URL"])
 os.environ.setdefault("LOG_FORMAT", "text")
 # No collectstatic before the suite: unhashed names, served (where a server serves them) from

@@ -137,6 +137,22 @@ def test_nginx_upgrades_websockets_and_restricts_metrics() -> None:
     assert "deny all;" in metrics[: metrics.index("}")]
 
 
+def test_nginx_serves_https_with_the_mounted_certificate_and_redirects_http() -> None:
+    nginx = compose_document()["services"]["nginx"]
+    assert "${HTTPS_PORT:-443}:443" in nginx["ports"]
+    assert "${HTTP_PORT:-80}:80" in nginx["ports"]
+    assert "${TLS_CERT_DIR:-./tls}:/etc/nginx/tls:ro" in nginx["volumes"]
+    text = (COMPOSE / "nginx" / "nginx.conf").read_text()
+    plain = text[text.index("listen 80 default_server;") : text.index("listen 443")]
+    assert "return 301 https://$host$request_uri;" in plain
+    assert "proxy_pass" not in plain, "plain HTTP is redirected, never proxied"
+    tls = text[text.index("listen 443 ssl default_server;") :]
+    assert "ssl_certificate /etc/nginx/tls/fullchain.pem;" in tls
+    assert "ssl_certificate_key /etc/nginx/tls/privkey.pem;" in tls
+    # Every proxied location sets the scheme itself (a client's value never passes).
+    assert tls.count("proxy_set_header X-Forwarded-Proto $scheme;") == 2
+
+
 def _documented_in_env_example() -> set[str]:
     text = (COMPOSE / "env.example").read_text()
     return set(re.findall(r"^(?:#\s*)?([A-Z][A-Z0-9_]*)=", text, re.MULTILINE))
@@ -216,7 +232,7 @@ def test_database_account_reaches_the_database_container() -> None:
     assert "--server-id=1" in db["command"]
 
 
-def test_make_cluster_nginx_config_renders_and_passes_nginx_t(tmp_path: Path) -> None:
+def _cluster_script() -> Any:
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("cluster_script", ROOT / "scripts" / "cluster.py")
@@ -227,13 +243,31 @@ def test_make_cluster_nginx_config_renders_and_passes_nginx_t(tmp_path: Path) ->
         spec.loader.exec_module(cluster)
     finally:
         del sys.modules[spec.name]
+    return cluster
+
+
+def test_make_cluster_nginx_config_renders_and_passes_nginx_t(tmp_path: Path) -> None:
+    cluster = _cluster_script()
     (tmp_path / "log").mkdir()
+    tls = cluster.TlsFiles(tmp_path / "tls" / "cert.pem", tmp_path / "tls" / "key.pem", True)
+    cluster.generate_certificate(tls.cert, tls.key)
+    assert cluster.certificate_fits(tls.cert, tls.key)
+    assert tls.key.stat().st_mode & 0o077 == 0, "the key is readable by its owner only"
     conf = cluster.render_nginx_conf(
-        18000, [18001, 18002], tmp_path, {"STATIC_ROOT": str(tmp_path / "static")}
+        18000,
+        [18001, 18002],
+        tmp_path,
+        {"STATIC_ROOT": str(tmp_path / "static")},
+        http_port=18003,
+        tls=tls,
     )
     text = conf.read_text()
     assert "server 127.0.0.1:18001" in text and "server 127.0.0.1:18002" in text
-    assert "listen 127.0.0.1:18000" in text
+    assert "listen 127.0.0.1:18000 ssl default_server;" in text
+    assert f"ssl_certificate {tls.cert};" in text and f"ssl_certificate_key {tls.key};" in text
+    assert "listen 127.0.0.1:18003 default_server;" in text
+    assert "return 301 https://$host:18000$request_uri;" in text
+    assert f"proxy_bind {cluster.PROXY_ADDRESS};" in text
     # The websocket and proxy rules of compose's nginx.conf, word for word.
     compose_conf = (COMPOSE / "nginx" / "nginx.conf").read_text()
     for line in (
@@ -241,12 +275,43 @@ def test_make_cluster_nginx_config_renders_and_passes_nginx_t(tmp_path: Path) ->
         "proxy_set_header Connection $connection_upgrade;",
         "proxy_read_timeout 1h;",
         "least_conn;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "ssl_session_tickets off;",
     ):
         assert line in text and line in compose_conf, line
     assert "${" not in text
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx):
         pytest.skip("nginx not installed (make cluster installs it)")
+    result = subprocess.run(
+        [nginx, "-t", "-e", "stderr", "-p", str(tmp_path), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_nginx_config_passes_nginx_t_with_a_certificate(tmp_path: Path) -> None:
+    """The compose nginx.conf, TLS included, checked by this machine's nginx. Two lines are
+    adapted: `resolve` on an upstream server needs nginx >= 1.27.3 (the image's), and the
+    certificate and pid paths point into a temporary directory."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        pytest.skip("nginx not installed (make cluster installs it)")
+    cluster = _cluster_script()
+    cluster.generate_certificate(tmp_path / "fullchain.pem", tmp_path / "privkey.pem")
+    text = (COMPOSE / "nginx" / "nginx.conf").read_text()
+    for old, new in (
+        ("server web:8000 resolve", "server 127.0.0.1:8000"),
+        ("/etc/nginx/tls/", f"{tmp_path}/"),
+        ("pid /tmp/nginx.pid", f"pid {tmp_path}/nginx.pid"),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
     result = subprocess.run(
         [nginx, "-t", "-e", "stderr", "-p", str(tmp_path), "-c", str(conf)],
         capture_output=True,

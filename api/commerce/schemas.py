@@ -20,8 +20,24 @@ ProductName = Annotated[str, Text(max_length=200, min_length=1, pattern=NOT_BLAN
 Description = Annotated[str, Text(max_length=10_000)]
 TemplateName = Annotated[str, Text(max_length=200, min_length=1, pattern=NOT_BLANK, trim=True)]
 TemplateSource = Annotated[str, Text(max_length=200_000, min_length=1)]
-# Accepts "12.50" or 12.5; at most two places, positive (the service checks again).
-PriceIn = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2, allow_inf_nan=False)]
+# A positive amount with at most two places and ten before the point (DECIMAL(12, 2)).
+PRICE_PATTERN = r"^([1-9][0-9]{0,9}(\.[0-9]{1,2})?|0\.(0[1-9]|[1-9][0-9]?))$"
+# Accepts "12.50", 12.5 or 12 (the service checks again). The document states the string
+# form exactly and whole numbers for the number form (a float such as 0.1 + 0.2 would carry
+# more places than a price may); the server also takes numbers with two places.
+PriceIn = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=12, decimal_places=2, allow_inf_nan=False),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": 9_999_999_999},
+                {"type": "string", "pattern": PRICE_PATTERN},
+            ],
+            "examples": ["12.50"],
+        }
+    ),
+]
 Stock = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 

@@ -56,9 +56,7 @@ def _message_page(page: MessagePage) -> dict[str, Any]:
 def room_list(request: HttpRequest, query: Query[PageParams]) -> dict[str, Any]:
     actor = current_user(request)
     require_chat_use(actor)
-    page = paginate(selectors.room_list_for_member(actor=actor), query)
-    page["items"] = [room_representation(room) for room in page["items"]]
-    return page
+    return paginate(selectors.room_list_for_member(actor=actor), query, room_representation)
 
 
 @rooms_router.post(
@@ -175,9 +173,7 @@ def mail_list(request: HttpRequest, query: Query[MailListQuery]) -> dict[str, An
     actor = current_user(request)
     require_mail_use(actor)
     mails = selectors.mail_list(actor=actor, folder=query.folder, search=query.search)
-    page = paginate(mails, query)
-    page["items"] = [mail_representation(mail) for mail in page["items"]]
-    return page
+    return paginate(mails, query, mail_representation)
 
 
 @mails_router.post(

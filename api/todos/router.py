@@ -27,9 +27,7 @@ def task_list(request: HttpRequest, query: Query[TaskListQuery]) -> dict[str, An
     actor = current_user(request)
     require_tasks_use(actor)
     tasks = selectors.task_list(actor=actor, completed=query.completed, due_before=query.due_before)
-    page = paginate(tasks, query)
-    page["items"] = [task_representation(task) for task in page["items"]]
-    return page
+    return paginate(tasks, query, task_representation)
 
 
 @router.post(

@@ -19,3 +19,8 @@ class CommerceConfig(AppConfig):
         from backend.core.permissions import registry
 
         registry.autodiscover()
+        # Users online is a dashboard figure: a socket opening or closing refreshes it.
+        from backend.commerce import dashboard
+        from realtime.presence import online_changed
+
+        online_changed.connect(dashboard.online_changed, dispatch_uid="commerce.dashboard")

@@ -18,7 +18,6 @@ from django.db import transaction
 
 CATALOG_VERSION_KEY = "commerce:catalog:version"
 DASHBOARD_KEY = "commerce:dashboard"
-DASHBOARD_GATE_KEY = "commerce:dashboard:gate"
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""413 for oversized request bodies in daphne itself, before the body is read.
+"""413 for oversized request bodies, before the body is read, under daphne and uvicorn.
+
+uvicorn hands the body to the application as it arrives, so :class:`BodyLimitMiddleware`
+(ASGI) answers a declared ``Content-Length`` over the limit before asking for the body (no
+``100 Continue`` is sent either), and cuts a chunked body off once its bytes pass the limit.
 
 Twisted (under daphne) receives a request's whole body into a temporary file before the ASGI
 application sees the request, so no Django middleware can refuse an upload "before reading
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, cast
 
 from django.conf import settings
@@ -64,8 +68,8 @@ class _Discard:
         self.closed = True
 
 
-def _response_bytes(limit: int) -> bytes:
-    body = json.dumps(
+def _problem_body(limit: int) -> bytes:
+    return json.dumps(
         {
             "type": "https://triton.dev/problems/payload-too-large",
             "title": "Payload too large",
@@ -73,6 +77,10 @@ def _response_bytes(limit: int) -> bytes:
             "detail": f"Request bodies may be at most {limit} bytes.",
         }
     ).encode()
+
+
+def _response_bytes(limit: int) -> bytes:
+    body = _problem_body(limit)
     head = (
         "HTTP/1.1 413 Payload Too Large\r\n"
         "Content-Type: application/problem+json\r\n"
@@ -166,3 +174,88 @@ def install(limit: Callable[[], int] = max_request_body_bytes) -> bool:
     WebRequest.process = process
     WebRequest._triton_body_limit = staticmethod(limit)
     return True
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class BodyLimitMiddleware:
+    """The same limit for servers that stream the body into the application (uvicorn).
+
+    A declared length over the limit is answered before the body is asked for; a chunked body
+    reaches the application as an ``http.disconnect`` once it passes the limit (Django stops
+    reading and answers nothing), and the 413 goes out instead. Under daphne the patched
+    request above refuses first, so this never triggers there.
+    """
+
+    def __init__(self, app: ASGIApp, limit: Callable[[], int] = max_request_body_bytes) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit()
+        declared = _declared_length(scope)
+        if declared is not None and declared > limit:
+            logger.warning("refused a declared %d-byte request body", declared)
+            await self._refuse(send, limit)
+            return
+        received = 0
+        refused = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    refused = True
+                    logger.warning("cut off a request body past %d bytes", limit)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if refused and not started:
+                return  # the application's answer to a body it never got whole
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, limited_receive, tracked_send)
+        if refused and not started:
+            await self._refuse(send, limit)
+
+    @staticmethod
+    async def _refuse(send: Send, limit: int) -> None:
+        body = _problem_body(limit)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -27,7 +27,9 @@ class UnknownJob(LookupError):
     """No task is registered under this name (a typo, or its workers module is missing)."""
 
 
-def _registered_task(task_name: str) -> Task:
+def registered_task(task_name: str) -> Task:
+    """The Celery task registered under ``task_name`` (the workers modules are imported the
+    first time); for the rare caller that needs Celery's own options, such as a countdown."""
     global _discovered
     app = current_app._get_current_object()
     if not _discovered:
@@ -49,7 +51,7 @@ def enqueue_on_commit(task_name: str, /, **kwargs: Any) -> None:
     """Queue the job ``task_name`` with these keyword arguments once the current
     transaction commits (at once outside a transaction). Arguments must be JSON (ids, not
     model instances): checked here, so a mistake fails in the caller, not in the broker."""
-    task = _registered_task(task_name)
+    task = registered_task(task_name)
     try:
         json.dumps(kwargs)
     except TypeError as exc:

@@ -1,6 +1,6 @@
-"""Uploads against real daphne processes over real sockets: oversized bodies are refused with
-413 before they are read (declared length) or as soon as they pass the limit (chunked);
-uploads within the limit are stored and streamed back, on local disk and on S3."""
+"""Uploads against real uvicorn and daphne processes over real sockets: oversized bodies are
+refused with 413 before they are read (declared length) or as soon as they pass the limit
+(chunked); uploads within the limit are stored and streamed back, on local disk and on S3."""
 
 from __future__ import annotations
 
@@ -58,12 +58,11 @@ def _parse(response: bytes) -> tuple[int, dict[str, str], bytes]:
     return status, headers, body
 
 
-@pytest.fixture
-def server(servers: ServerPool) -> Server:
-    """daphne: the 413 before the body is read hooks its HTTP protocol (backend/core/body_limit.py).
-    Under uvicorn the same limit holds while the body streams in (the view and the upload
-    handler), tested in tests/api/content."""
-    return servers.get("content-daphne", TRITON_SERVER="daphne")
+@pytest.fixture(params=["uvicorn", "daphne"])
+def server(servers: ServerPool, request: pytest.FixtureRequest) -> Server:
+    """Both servers refuse before reading (backend/core/body_limit.py): daphne through its
+    patched request, uvicorn through the ASGI middleware."""
+    return servers.get(f"content-{request.param}", TRITON_SERVER=request.param)
 
 
 def _upload_head(server: Server, token: str, *, length: int | None) -> bytes:

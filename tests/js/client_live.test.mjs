@@ -93,12 +93,18 @@ test("a reconnect resubscribes with since and hands over every missed event once
     maxBackoffMs: 400,
   });
   const names = [];
+  const confirmations = [];
   const topic = `user.${USER.id}`;
-  triton.subscribe(topic, (frame) => {
-    if (frame.event === "user.updated") names.push(frame.data.name);
-  });
+  triton.subscribe(
+    topic,
+    (frame) => {
+      if (frame.event === "user.updated") names.push(frame.data.name);
+    },
+    { onSubscribed: (info) => confirmations.push(info) },
+  );
   try {
-    await until(() => triton.topics.get(topic)?.subscribed, "the subscription");
+    await until(() => confirmations.length === 1, "the subscription");
+    assert.equal(confirmations[0].topic, topic);
     for (const name of ["a1", "a2", "a3"]) await rename(name);
     await until(() => names.length === 3, "the live events");
 
@@ -112,6 +118,9 @@ test("a reconnect resubscribes with since and hands over every missed event once
     await until(() => names.length >= 9, "a live event after the catch-up");
 
     assert.deepEqual(names, ["a1", "a2", "a3", "b1", "b2", "b3", "b4", "b5", "c1"]);
+    // Confirmed again after the reconnect, with everything missed recovered.
+    assert.ok(confirmations.length >= 2, JSON.stringify(confirmations));
+    assert.equal(confirmations.at(-1).recovered, true);
     assert.ok(tokenRequests >= 2, `a fresh token per connect (${tokenRequests})`);
     assert.deepEqual(states.slice(0, 2), ["connecting", "live"]);
     assert.ok(states.includes("reconnecting"));

@@ -217,3 +217,34 @@ test("unsubscribing the last handler unsubscribes the topic", async () => {
   assert.deepEqual(socket.frames("unsubscribe"), [{ type: "unsubscribe", topic: "posts" }]);
   triton.close();
 });
+
+test("onSubscribed is called on each confirmation, after which REST state misses nothing", async () => {
+  const { triton } = client();
+  const confirmations = [];
+  const seen = [];
+  triton.subscribe("dashboard", (frame) => seen.push(frame.offset), {
+    onSubscribed: (info) => confirmations.push(info),
+  });
+  let socket = await socketNumber(1);
+  await goLive(socket);
+  await until(() => socket.frames("subscribe").length === 1, "subscribe");
+  assert.deepEqual(confirmations, []); // not before the server confirmed
+  socket.push({ type: "subscribed", topic: "dashboard", offset: "e1:4", recovered: true });
+  assert.deepEqual(confirmations, [{ topic: "dashboard", offset: "e1:4", recovered: true }]);
+  socket.push(event("dashboard", "e1:5", {}));
+  // A second handler on a confirmed topic hears at once (the subscription is in place).
+  const late = [];
+  triton.subscribe("dashboard", () => {}, { onSubscribed: (info) => late.push(info) });
+  await tick();
+  assert.deepEqual(late, [{ topic: "dashboard", offset: "e1:5", recovered: true }]);
+  socket.close(1006);
+  socket = await socketNumber(2);
+  await goLive(socket);
+  await until(() => socket.frames("subscribe").length === 1, "resubscribe");
+  socket.push({ type: "subscribed", topic: "dashboard", offset: "e2:1", recovered: false });
+  assert.deepEqual(confirmations.at(-1), { topic: "dashboard", offset: "e2:1", recovered: false });
+  assert.equal(confirmations.length, 2);
+  assert.equal(late.length, 2);
+  assert.deepEqual(seen, ["e1:5"]);
+  triton.close();
+});

@@ -89,3 +89,25 @@ async def test_the_hub_heartbeat_refreshes_its_sockets(open_socket) -> None:
     assert user.pk not in await asyncio.to_thread(online_user_ids)
     await (await get_hub())._presence_heartbeat()
     assert user.pk in await asyncio.to_thread(online_user_ids)
+
+
+async def test_online_changed_is_sent_as_authenticated_sockets_open_and_close(
+    open_socket,
+) -> None:
+    from realtime.presence import online_changed
+
+    heard: list[tuple[int, bool]] = []
+
+    def receiver(user_id: int, online: bool, **_: object) -> None:
+        heard.append((user_id, online))
+
+    online_changed.connect(receiver, weak=False)
+    try:
+        user = await run_sync(UserFactory)
+        await open_socket()  # never authenticated: nothing to say
+        socket = await open_socket(await run_sync(bearer_for, user))
+        assert heard == [(user.pk, True)]
+        await socket.close()
+        assert await poll(lambda: heard == [(user.pk, True), (user.pk, False)])
+    finally:
+        online_changed.disconnect(receiver)

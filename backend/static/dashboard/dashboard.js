@@ -82,12 +82,12 @@ async function start() {
     url: `${scheme}://${location.host}/ws/v1/`,
     getToken: async () => sessionStorage.getItem(TOKEN_KEY),
     onState: setState,
-    // Missed events the server no longer holds: the figures come fresh over REST.
-    onResync: () => reload(),
   });
-  client.subscribe("dashboard", (frame) => render(frame.data));
-  // Subscribe first, then load: an update racing the load is applied after it.
-  await reload();
+  // Load once the server confirmed the subscription, not before: an update published
+  // between the load and the subscription would be lost (this page's own socket coming
+  // online is one). Again after every reconnect, which also covers a gap the server could
+  // not replay; render() keeps whichever figures are newest.
+  client.subscribe("dashboard", (frame) => render(frame.data), { onSubscribed: () => reload() });
 }
 
 function signOut() {

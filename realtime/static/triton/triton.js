@@ -3,7 +3,9 @@
 //
 //   import { connect } from "/static/triton/triton.js";
 //   const triton = connect({ url: "wss://example.com/ws/v1/", getToken: async () => token });
-//   const stop = triton.subscribe("dashboard", (event) => render(event.data));
+//   const stop = triton.subscribe("dashboard", (event) => render(event.data), {
+//     onSubscribed: () => reloadOverRest(), // the server confirmed (again): load the state now
+//   });
 //   triton.onState((state) => badge.textContent = state);
 //
 // What it promises the application:
@@ -12,6 +14,9 @@
 //   at or below that offset is dropped;
 // - when the server cannot replay what was missed (`recovered: false`), `onResync(topic)` is
 //   called so the application reloads that state over REST;
+// - `onSubscribed` of `subscribe` is called each time the server confirms the subscription
+//   (the first time and after every reconnect): a first subscription starts at the present,
+//   so state loaded over REST from then on misses no event;
 // - a fresh token is asked of `getToken` on every (re)connect;
 // - reconnects back off exponentially with jitter; a silent connection is detected by ping.
 
@@ -55,6 +60,7 @@ class Topic {
     this.lastText = null;
     this.subscribed = false;
     this.presence = new Set();
+    this.onSubscribed = new Set();
   }
 }
 
@@ -82,8 +88,10 @@ export class TritonClient {
 
   // --- public API ----------------------------------------------------------------------------
 
-  /** Subscribe to a topic; returns a function that unsubscribes this handler. */
-  subscribe(name, onEvent) {
+  /** Subscribe to a topic; returns a function that unsubscribes this handler.
+   *  `onSubscribed({topic, offset, recovered})`, if given, is called each time the server
+   *  confirms the subscription (at once if it already has): the moment to load over REST. */
+  subscribe(name, onEvent, { onSubscribed } = {}) {
     let topic = this.topics.get(name);
     const first = topic === undefined;
     if (first) {
@@ -91,9 +99,17 @@ export class TritonClient {
       this.topics.set(name, topic);
     }
     topic.handlers.add(onEvent);
+    if (onSubscribed) {
+      topic.onSubscribed.add(onSubscribed);
+      if (topic.subscribed) {
+        const info = { topic: name, offset: topic.lastText, recovered: true };
+        queueMicrotask(() => onSubscribed(info));
+      }
+    }
     if (first && this.state === "live") this._sendSubscribe(topic);
     return () => {
       topic.handlers.delete(onEvent);
+      if (onSubscribed) topic.onSubscribed.delete(onSubscribed);
       if (topic.handlers.size === 0 && this.topics.get(name) === topic) {
         this.topics.delete(name);
         if (this.state === "live") this._send({ type: "unsubscribe", topic: name });
@@ -285,6 +301,16 @@ export class TritonClient {
       topic.lastText = frame.offset;
       const onResync = this.options.onResync;
       if (onResync) onResync(topic.name);
+    }
+    const info = { topic: topic.name, offset: topic.lastText, recovered: frame.recovered !== false };
+    for (const listener of [...topic.onSubscribed]) {
+      try {
+        listener(info);
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
     }
   }
 

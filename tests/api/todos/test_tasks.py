@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+import re
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from backend.accounts.models import User
 from backend.todos.models import Task
@@ -241,3 +246,30 @@ def test_a_user_without_tasks_use_is_refused() -> None:
 def test_unknown_task_is_404(as_customer: ApiClient) -> None:
     check_problem(as_customer.get("/tasks/999999"), 404)
     check_problem(as_customer.get("/tasks/99999999999999999999999"), 404)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_every_due_date_the_document_allows_is_accepted(as_customer: ApiClient, data) -> None:
+    """The document's date pattern (year 1000 on: MySQL's DATE) is no wider than the server;
+    ``format: date`` itself rules out days that do not exist."""
+    from django.test import Client
+
+    document = Client().get("/api/v1/openapi.json").json()
+    schema = document["components"]["schemas"]["TaskCreateIn"]["properties"]["due_date"]
+    form = next(f for f in schema["anyOf"] if f.get("type") == "string")
+    assert form["format"] == "date"
+    day = data.draw(st.dates(min_value=datetime.date(1000, 1, 1))).isoformat()
+    assert re.fullmatch(form["pattern"], day)
+    created = as_customer.post("/tasks", {"title": "Dated", "due_date": day})
+    assert created.status_code == 201, (day, created.content)
+    assert created.json()["due_date"] == day
+    assert as_customer.get(f"/tasks?due_before={day}").status_code == 200
+
+
+def test_a_day_before_year_1000_is_outside_the_document_and_refused(
+    as_customer: ApiClient,
+) -> None:
+    assert as_customer.post("/tasks", {"title": "Old", "due_date": "0999-12-31"}).status_code == 422

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import time
+from datetime import datetime
+from typing import Any
 
 import pytest
 import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from backend.commerce import dashboard
 from backend.commerce.models import Order
@@ -19,19 +25,67 @@ from tests.factories import ProductFactory, UserFactory, bearer_for, place_order
 from workers.celery import app as celery_app
 
 
-def _queued_jobs() -> list[str]:
-    """Names of the jobs waiting in this run's queue on the real Redis broker."""
-    import json
-
+def _queued() -> list[dict[str, Any]]:
+    """Headers of the jobs waiting in this run's queue on the real Redis broker, oldest
+    first (``task``, and ``eta`` for a delayed one)."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     raw = client.lrange(celery_app.conf.task_default_queue, 0, -1)
-    return [json.loads(message)["headers"]["task"] for message in raw]
+    return [json.loads(message)["headers"] for message in reversed(raw)]
+
+
+def _queued_jobs() -> list[str]:
+    """Names of the jobs waiting in this run's queue."""
+    return [headers["task"] for headers in _queued()]
+
+
+def _seconds_until(eta: str | None) -> float:
+    return 0.0 if eta is None else (datetime.fromisoformat(eta) - timezone.now()).total_seconds()
 
 
 @pytest.fixture
 def empty_queue() -> None:
     with celery_app.connection_for_write() as connection:
         connection.default_channel.queue_purge(celery_app.conf.task_default_queue)
+    # A recomputation queued (by another test's socket) before the purge is gone with it.
+    cache.delete_many([dashboard.PENDING_KEY, dashboard.STARTED_KEY])
+
+
+def _change() -> None:
+    with transaction.atomic():
+        dashboard.figures_changed()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_first_change_is_recomputed_at_once_the_next_ones_at_the_end_of_the_second(
+    empty_queue: None,
+) -> None:
+    # Quiet: the first change queues a recomputation to run now (no eta)...
+    _change()
+    assert [(h["task"], h["eta"]) for h in _queued()] == [("commerce.refresh_dashboard", None)]
+    # ...and the changes made before it starts need nothing more: it reads after them.
+    for _ in range(20):
+        _change()
+    assert len(_queued()) == 1
+
+    # The worker starts it (refresh() is the job's body); changes from now on are folded into
+    # one recomputation at the end of its window, one second after it started.
+    started = time.monotonic()
+    dashboard.refresh()
+    for _ in range(50):
+        _change()
+    queued = _queued()
+    assert len(queued) == 2, queued
+    trailing_in = _seconds_until(queued[1]["eta"])
+    assert 0 < trailing_in <= dashboard.COALESCE_SECONDS, queued[1]
+
+    # That one starts at the end of the window; after a quiet second the first change is
+    # recomputed at once again.
+    dashboard.refresh()
+    while cache.get(dashboard.STARTED_KEY) is not None and time.monotonic() - started < 10:
+        time.sleep(0.05)
+    _change()
+    queued = _queued()
+    assert len(queued) == 3 and queued[2]["eta"] is None, queued
 
 
 @pytest.mark.django_db(transaction=True)
@@ -63,6 +117,46 @@ def test_a_burst_of_real_orders_is_coalesced_too(empty_queue: None) -> None:
     assert Order.objects.count() == 100
     assert 1 <= refreshes <= math.ceil(elapsed) + 1, (refreshes, elapsed)
     assert set(queued) == {"commerce.refresh_dashboard"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_of_orders_with_a_worker_is_recomputed_about_once_a_second(
+    empty_queue: None,
+) -> None:
+    """A real worker (thread): orders for about three seconds cost about one recomputation a
+    second, the first at once, and the figures end up counting the last order."""
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_prerun
+
+    runs: list[float] = []
+
+    def count(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "name", None) == dashboard.REFRESH_JOB:
+            runs.append(time.monotonic())
+
+    task_prerun.connect(count, weak=False)
+    buyer = UserFactory()
+    product = ProductFactory(stock=10_000, price="1.00")
+    try:
+        with start_worker(celery_app, pool="solo", perform_ping_check=False):
+            started = time.monotonic()
+            placed = 0
+            while time.monotonic() - started < 3:
+                place_order(buyer, (product, 1))
+                placed += 1
+                time.sleep(0.02)
+            elapsed = time.monotonic() - started
+            deadline = time.monotonic() + 15
+            while (cache.get(dashboard.DASHBOARD_KEY) or {}).get("orders_today") != placed:
+                assert time.monotonic() < deadline, "the last order was never counted"
+                time.sleep(0.05)
+    finally:
+        task_prerun.disconnect(count)
+    print(f"{placed} orders in {elapsed:.1f} s: {len(runs)} recomputations")
+    assert runs[0] - started < 1, "the first order was not recomputed at once"
+    assert 2 <= len(runs) <= math.ceil(elapsed) + 2, (len(runs), elapsed)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(runs)]
+    assert all(gap > 0.8 * dashboard.COALESCE_SECONDS for gap in gaps), gaps
 
 
 @pytest.mark.django_db(transaction=True)
