@@ -223,7 +223,12 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="triton"),
-            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+            "OPTIONS": {
+                "socket_connect_timeout": 2,
+                "socket_timeout": 2,
+                # One pool per process: Django makes a cache object per request context.
+                "pool_class": "backend.core.cache.SharedConnectionPool",
+            },
         }
     }
     # The pub/sub layer costs one PUBLISH per group_send whatever the number of listeners;
@@ -452,6 +457,9 @@ REALTIME_INPROCESS_SWEEP = env.bool("REALTIME_INPROCESS_SWEEP", default=CELERY_T
 # --- Commerce -------------------------------------------------------------------------------
 # Cached catalog pages live this long at most (any product change invalidates them at once).
 CATALOG_CACHE_TTL = env.int("CATALOG_CACHE_TTL", default=300)
+# Stock taken or returned by orders shows in the cached catalog within this many seconds (one
+# rebuild per page per interval under a stream of orders, not one per order).
+CATALOG_STOCK_MAX_AGE = env.float("CATALOG_STOCK_MAX_AGE", default=1.0)
 # GET /dashboard answers from a cache refreshed by the coalesced job, at most this old.
 DASHBOARD_CACHE_TTL = env.int("DASHBOARD_CACHE_TTL", default=10)
 WKHTMLTOPDF_PATH = env.str("WKHTMLTOPDF_PATH", default="wkhtmltopdf")

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from backend.accounts.models import User
 from backend.commerce import dashboard, rendering, selectors
-from backend.commerce.caching import catalog_changed
+from backend.commerce.caching import catalog_changed, stock_moved
 from backend.commerce.models import (
     MONEY_DIGITS,
     MONEY_PLACES,
@@ -223,7 +223,7 @@ def order_create(*, actor: User, items: Iterable[tuple[int, int]]) -> Order:
             ]
         )
         grant_perm(actor, "orders.view", order)
-        catalog_changed()
+        stock_moved()
         dashboard.figures_changed()
     if any(item.pk is None for item in order_items):  # a database without RETURNING
         return selectors.order_get(order_id=order.pk) or order
@@ -237,7 +237,7 @@ def _return_stock(order: Order) -> None:
         Product.objects.filter(pk=item.product_id).update(
             stock=F("stock") + item.quantity, updated_at=now
         )
-    catalog_changed()
+    stock_moved()
 
 
 def _move(order: Order, status: str) -> Order:

@@ -17,12 +17,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from django.apps import apps
 from django.contrib.auth.models import Permission, PermissionsMixin
+from django.contrib.contenttypes.models import ContentType
+from django.db import DEFAULT_DB_ALIAS, connections, router
 from django.db.models import CharField, Exists, Model, OuterRef, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils.module_loading import module_has_submodule
@@ -186,8 +188,37 @@ def _check_object_model(spec: PermissionSpec, obj: Model) -> None:
         )
 
 
+@cache
+def _global_permissions_sql(alias: str) -> tuple[str, int]:
+    """The UNION of a user's own and their roles' permissions as ``app_label, codename``
+    rows, compiled once per database: building the queryset cost far more than running it.
+    Returns the SQL and how many times the user id is passed."""
+    probe = -1
+    columns = ("content_type__app_label", "codename")
+    direct = Permission.objects.filter(user=probe).values_list(*columns).order_by()
+    via_roles = Permission.objects.filter(group__user=probe).values_list(*columns).order_by()
+    sql, params = direct.union(via_roles).query.get_compiler(using=alias).as_sql()
+    if list(params) != [probe] * len(params):  # the user id is the only parameter
+        raise AssertionError(f"unexpected parameters {params!r}")
+    return sql, len(params)
+
+
+def _load_global_permissions(user: PermissionsMixin) -> None:
+    """Fill Django's ModelBackend cache of the user's global rights (``_perm_cache``: their
+    own and their roles' permissions) with one query instead of the backend's two."""
+    if hasattr(user, "_perm_cache") or user.is_superuser:
+        return
+    alias = router.db_for_read(Permission) or DEFAULT_DB_ALIAS
+    sql, count = _global_permissions_sql(alias)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, [user.pk] * count)
+        held = {f"{app_label}.{codename}" for app_label, codename in cursor.fetchall()}
+    user._perm_cache = held  # type: ignore[attr-defined]
+
+
 def _holds_globally(user: PermissionsMixin, spec: PermissionSpec) -> bool:
-    # get_all_permissions() is cached on the user instance: one pair of queries per request.
+    # Cached on the user instance (Django's own cache): one query per request.
+    _load_global_permissions(user)
     held = user.get_all_permissions()
     return any(registry.get(name).perm in held for name in (spec.name, *spec.implied_by))
 
@@ -270,13 +301,54 @@ def filter_by_perm(user: AnyUser, queryset: QuerySet[Any], name: str) -> QuerySe
     )
 
 
+def _grant_sql(grants: type[Model], quote: Any) -> str:
+    """INSERT ... SELECT of one object right: the permission row found by content type and
+    codename in the same statement, nothing inserted when the grant exists already."""
+    meta, permission = grants._meta, Permission._meta
+
+    def column(name: str, of: Any = meta) -> str:
+        return str(quote(of.get_field(name).column))
+
+    table = quote(meta.db_table)
+    permission_id = column("id", permission)
+    return (
+        f"INSERT INTO {table} ({column('permission')}, {column('content_type')}, "  # noqa: S608
+        f"{column('object_pk')}, {column('user')}) "
+        f"SELECT p.{permission_id}, p.{column('content_type', permission)}, %s, %s "
+        f"FROM {quote(permission.db_table)} p "
+        f"WHERE p.{column('content_type', permission)} = %s "
+        f"AND p.{column('codename', permission)} = %s "
+        f"AND NOT EXISTS (SELECT 1 FROM {table} g WHERE g.{column('user')} = %s "
+        f"AND g.{column('permission')} = p.{permission_id} "
+        f"AND g.{column('object_pk')} = %s)"
+    )
+
+
 def grant_perm(user: AbstractBaseUser, name: str, obj: Model) -> None:
-    """Give ``user`` the right ``name`` on this one object (idempotent)."""
+    """Give ``user`` the right ``name`` on this one object (idempotent).
+
+    One INSERT ... SELECT on a new grant (guardian's ``assign_perm`` costs a permission
+    lookup, a SELECT, a savepoint and the INSERT); guardian's own path when it inserted
+    nothing (the grant exists, or the permission row is missing: guardian says so)."""
     from guardian.shortcuts import assign_perm
+    from guardian.utils import get_user_obj_perms_model
 
     spec = registry.get(name)
     _check_object_model(spec, obj)
-    assign_perm(spec.perm, user, obj)
+    if obj.pk is None:
+        raise ValueError(f"{obj!r} must be saved before a right is granted on it")
+    grants = get_user_obj_perms_model()
+    content_type = ContentType.objects.get_for_model(obj)
+    object_pk = str(obj.pk)
+    database = connections[router.db_for_write(grants)]
+    with database.cursor() as cursor:
+        cursor.execute(
+            _grant_sql(grants, database.ops.quote_name),
+            [object_pk, user.pk, content_type.pk, spec.codename, user.pk, object_pk],
+        )
+        inserted = cursor.rowcount
+    if inserted != 1:
+        assign_perm(spec.perm, user, obj)
 
 
 def revoke_perm(user: AbstractBaseUser, name: str, obj: Model) -> None:

@@ -6,6 +6,7 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -150,9 +151,10 @@ def test_cache_is_invalidated_by_every_change(
     assert listed["price"] == "4.00" and listed["name"] == "Changed behind the cache"
     assert anon.get(f"/products/{product.pk}").json()["price"] == "4.00"
 
-    place_order(customer, (product, 3))  # stock taken by an order
-    assert anon.get(f"/products/{product.pk}").json()["stock"] == 1
-    assert anon.get("/products").json()["items"][0]["stock"] == 1
+    with override_settings(CATALOG_STOCK_MAX_AGE=0):  # stock moved by orders shows at once
+        place_order(customer, (product, 3))  # stock taken by an order
+        assert anon.get(f"/products/{product.pk}").json()["stock"] == 1
+        assert anon.get("/products").json()["items"][0]["stock"] == 1
 
     ProductFactory(name="New")
     # A factory write does not go through the services: still the cached page...
@@ -196,3 +198,30 @@ def test_prices_outside_the_document_are_422(as_editor: ApiClient, problem, pric
     pattern = next(f for f in _documented_price_schema()["anyOf"] if f["type"] == "string")
     assert re.fullmatch(pattern["pattern"], price) is None
     problem(as_editor.post("/products", {**VALID, "price": price}), 422)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stock_moved_by_orders_shows_within_the_max_age(
+    as_editor: ApiClient, anon: ApiClient, customer
+) -> None:
+    """Orders do not invalidate the catalog: a page built before an order is served until it
+    is CATALOG_STOCK_MAX_AGE old, then rebuilt with the stock left; an editor's change and a
+    cancellation's returned stock follow the same two rules."""
+    product = ProductFactory(name="Busy", stock=10, price="3.00")
+    with override_settings(CATALOG_STOCK_MAX_AGE=3600):
+        assert anon.get("/products").json()["items"][0]["stock"] == 10
+        assert anon.get(f"/products/{product.pk}").json()["stock"] == 10
+        order = place_order(customer, (product, 4))
+        # Younger than the max age: the page from before the order, as built.
+        assert anon.get("/products").json()["items"][0]["stock"] == 10
+        assert anon.get(f"/products/{product.pk}").json()["stock"] == 10
+        # An editor's change is never held back.
+        as_editor.patch(f"/products/{product.pk}", {"name": "Busy, renamed"})
+        listed = anon.get("/products").json()["items"][0]
+        assert (listed["name"], listed["stock"]) == ("Busy, renamed", 6)
+    with override_settings(CATALOG_STOCK_MAX_AGE=3600):
+        assert ApiClient(bearer_for(customer)).post(f"/orders/{order.pk}/cancel").status_code == 200
+        assert anon.get("/products").json()["items"][0]["stock"] == 6  # not yet
+    with override_settings(CATALOG_STOCK_MAX_AGE=0):  # the same cached page, now too old
+        assert anon.get("/products").json()["items"][0]["stock"] == 10
+        assert anon.get(f"/products/{product.pk}").json()["stock"] == 10

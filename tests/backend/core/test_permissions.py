@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.contrib.contenttypes.models import ContentType
+from guardian.models import UserObjectPermission
 from guardian.shortcuts import assign_perm
 
 from backend.accounts.catalog import default_roles
@@ -93,6 +94,7 @@ def test_an_object_right_covers_that_object_only(room_rights: None, rooms: list[
     shared, private, _ = rooms
     grant_perm(guest, VIEW, shared)
     grant_perm(guest, VIEW, shared)  # idempotent
+    assert UserObjectPermission.objects.filter(user=guest, object_pk=str(shared.pk)).count() == 1
     assert has_perm(guest, VIEW, shared)
     assert not has_perm(guest, VIEW, private)
     assert not has_perm(guest, VIEW)  # no global right came with it
