@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
@@ -28,10 +30,10 @@ from redis.exceptions import RedisError
 from backend.accounts.selectors import user_get_fresh
 from backend.accounts.tokens import token_authenticate, token_parse
 from backend.core.errors import BadRequest, DomainError, NotFound, PermissionDenied
-from realtime import presence, transport
+from realtime import transport
 from realtime.frames import FrameContext, get_frame_type, validate_payload
 from realtime.history import Offset, StoredEvent, get_history
-from realtime.hub import Hub, event_frame, get_hub, spawn
+from realtime.hub import Hub, get_hub, spawn
 from realtime.publish import publish_ephemeral
 from realtime.topics import Topic, authorize_topic, presence_event_data
 
@@ -46,6 +48,11 @@ CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
 CLOSE_RESYNC = 1012  # reconnect and resubscribe with since (README)
 
 CoreHandler = Callable[["RealtimeConsumer", dict[str, Any]], Awaitable[None]]
+
+# Connection ids: unique across processes (presence keys in Redis) without a random draw
+# (a system call) per socket.
+_PROCESS_PREFIX = uuid.uuid4().hex[:16]
+_connection_numbers = itertools.count(1)
 
 
 # Replays are read from history a page at a time and sent at the pace the client reads.
@@ -103,10 +110,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.user_id = None
         self.token_id = None
-        self.connection_id = uuid.uuid4().hex
+        self.connection_id = f"{_PROCESS_PREFIX}{next(_connection_numbers):016x}"
         self.subscriptions: dict[str, Subscription] = {}
         self.presence_topics: set[str] = set()
         self.bucket = TokenBucket(settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST)
+        # Read once: the fan-out checks it for every frame (settings access is not free).
+        self.budget: int = settings.WS_SEND_QUEUE_BYTES
         self.closing = False
         self._timers: list[asyncio.TimerHandle] = []
         self._stalled_since: float | None = None
@@ -143,6 +152,19 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def close_revoked(self) -> None:
         await self.close(code=CLOSE_UNAUTHORIZED)
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Channels' AsyncConsumer.__call__ without a channel layer: one source of messages
+        # (the client), read in a plain loop; its await_many_dispatch makes a task and an
+        # asyncio.wait per message.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels hops to the database thread before every message to close stale
         # connections (aclose_old_connections); every database call here goes through
@@ -163,24 +185,26 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         hub = getattr(self, "hub", None)
         if hub is not None:
             await hub.unregister(self)
-        if self.user_id is not None:
+        if self.user_id is not None and hub is not None:
             with contextlib.suppress(Exception):  # the heartbeat no longer refreshes it
-                await asyncio.to_thread(presence.socket_closed, self.user_id, self.connection_id)
+                await hub.offline((self.user_id, self.connection_id))
         for topic in list(self.presence_topics):
             with contextlib.suppress(Exception):
                 await self._presence_leave(topic)
 
     # --- outbound ---------------------------------------------------------------------------
     def _unsent_bytes(self) -> int:
+        if self.writer is not None:
+            return self._queued_bytes + self.writer.buffered()
         return self._queued_bytes + transport.pending_bytes(self.base_send)
 
     def _over_budget(self) -> bool:
-        if self._unsent_bytes() <= settings.WS_SEND_QUEUE_BYTES:
+        if self._unsent_bytes() <= self.budget:
             return False
         logger.warning("closing a socket that reads too slowly", extra={"user_id": self.user_id})
         return True
 
-    async def send_text(self, frame: str) -> bool:
+    async def send_text(self, frame: str, framed: bytes | None = None) -> bool:
         """Send one frame within the socket's budget: every frame (live, replayed, replies)
         counts against ``WS_SEND_QUEUE_BYTES``; past it the socket is closed (4008). False
         once the socket is closing."""
@@ -188,6 +212,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return False
         if self._draining():
             return self._enqueue(frame)  # behind the frames already queued, in order
+        if self.writer is not None:
+            # Straight to the transport, like the hub's fan-out: the ASGI send stack
+            # (framing, encoding, the server's send task) cost more than the write.
+            if framed is None:
+                framed = transport.text_frame(frame.encode())
+            return self.push(frame, framed)
         await self.send(text_data=frame)
         if self._over_budget():
             await self.close(code=CLOSE_TOO_SLOW)
@@ -200,11 +230,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         when the server allows it, else queued for ASGI send. False once closing."""
         if self.closing:
             return False
-        if self.writer is None or self._draining():
+        writer = self.writer
+        if writer is None or self._queue or self._drain_task is not None:
             return self._enqueue(frame)
-        if not self.writer.write(framed):
+        if not writer.write(framed):
             return False
-        if self.writer.buffered() > settings.WS_SEND_QUEUE_BYTES and self._over_budget():
+        if writer.buffered() > self.budget and self._over_budget():
             self.closing_soon(CLOSE_TOO_SLOW)
             return False
         return True
@@ -230,18 +261,21 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return bool(self._queue) or (self._drain_task is not None and not self._drain_task.done())
 
     async def _drain(self) -> None:
-        while self._queue and not self.closing:
-            frame = self._queue.popleft()
-            self._queued_bytes -= len(frame)
-            await self.send(text_data=frame)
+        try:
+            while self._queue and not self.closing:
+                frame = self._queue.popleft()
+                self._queued_bytes -= len(frame)
+                await self.send(text_data=frame)
+        finally:
+            self._drain_task = None
 
-    async def send_paced(self, frame: str) -> bool:
+    async def send_paced(self, frame: str, framed: bytes | None = None) -> bool:
         """Send a frame the server chose to send now (a replay), once the socket's queue is
         under half its budget: a replay goes at the pace the client reads, not all at once.
         A client that stops reading is closed (4008) after SEND_STALL_TIMEOUT; re-asking for
         replays does not restart that clock. False once the socket is closing."""
         loop = asyncio.get_running_loop()
-        while self._unsent_bytes() > settings.WS_SEND_QUEUE_BYTES // 2:
+        while self._unsent_bytes() > self.budget // 2:
             if self.closing:
                 return False
             now = loop.time()
@@ -257,7 +291,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             # Twisted gives no drain notification through ASGI: poll the transport.
             await asyncio.sleep(0.01)
         self._stalled_since = None
-        return await self.send_text(frame)
+        return await self.send_text(frame, framed)
 
     async def send_json(self, frame: dict[str, Any]) -> None:
         await self.send_text(json.dumps(frame, separators=(",", ":")))
@@ -278,7 +312,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if subscription.buffer is not None:
                 subscription.buffer.append((offset, frame))
                 subscription.buffer_bytes += len(frame)
-                if subscription.buffer_bytes > settings.WS_SEND_QUEUE_BYTES:
+                if subscription.buffer_bytes > self.budget:
                     # The topic runs faster than the client reads its replay.
                     self.closing_soon(CLOSE_TOO_SLOW)
                 return
@@ -367,9 +401,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # Registered before the check, so a revocation racing the check still finds us.
         self.token_id = parsed.token_id
         self.hub.register(self)
-        access_token = await database_sync_to_async(token_authenticate)(
-            frame["token"], defer_last_used=True
-        )
+        access_token = await self.hub.database.call(_authenticate, frame["token"])
         if access_token is None or self.closing:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
@@ -381,7 +413,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
         )
         try:
-            await asyncio.to_thread(presence.socket_opened, self.user_id, self.connection_id)
+            await self.hub.online((self.user_id, self.connection_id))
         except Exception:
             # Not worth refusing the socket over: the hub's heartbeat records it again.
             logger.warning("could not record the socket as online", exc_info=True)
@@ -396,7 +428,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 raise PermissionDenied(detail="unknown user")
             return authorize_topic(user, topic_name)
 
-        return await database_sync_to_async(check)()
+        return await self.hub.database.call(check)
 
     async def on_subscribe(self, frame: dict[str, Any]) -> None:
         request_id = frame.get("id") if isinstance(frame.get("id"), str | int) else None
@@ -418,11 +450,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         try:
             await self.hub.subscribe(name, self)
             history = get_history()
-            if since is None:
+            # Where this process's delivery of the topic stands: every later event reaches
+            # this socket (buffered until it goes live), no store round trip.
+            hub_offset = self.hub.topic_offset(name)
+            first_page: list[StoredEvent]
+            if since is None and hub_offset is not None:
+                latest, recovered, first_page = hub_offset, True, []
+            elif since is None:
                 latest = await asyncio.to_thread(history.latest, name)
                 recovered, first_page = True, []
             else:
-                replay = await asyncio.to_thread(history.read_after, name, since, REPLAY_PAGE)
+                replay = await self.hub.replays((name, since, REPLAY_PAGE))
                 latest, recovered, first_page = replay.latest, replay.recovered, replay.events
         except Exception:
             self.subscriptions.pop(name, None)
@@ -459,19 +497,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 for event in page:
                     if event.seq > latest.seq:
                         break
-                    frame = event_frame(
-                        name, event.event, Offset(latest.epoch, event.seq), event.data_json
-                    )
-                    if not await self.send_paced(frame):
+                    frame, framed = self.hub.replay_frame(name, latest.epoch, event)
+                    if not await self.send_paced(frame, framed):
                         return
                     subscription.epoch, subscription.last_seq = latest.epoch, event.seq
                 if subscription.last_seq >= latest.seq:
                     break
-                replay = await asyncio.to_thread(
-                    get_history().read_after,
-                    name,
-                    Offset(latest.epoch, subscription.last_seq),
-                    REPLAY_PAGE,
+                replay = await self.hub.replays(
+                    (name, Offset(latest.epoch, subscription.last_seq), REPLAY_PAGE)
                 )
                 if not replay.recovered:
                     # Trimmed away while the client read slowly: it cannot be made whole here.
@@ -560,6 +593,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await publish_ephemeral(
                 topic, "presence.left", presence_event_data(topic, self.user_id or 0)
             )
+
+
+def _authenticate(token: str) -> Any:
+    # The socket path: last_used_at is written in batches, not by this call.
+    return token_authenticate(token, defer_last_used=True)
 
 
 _CORE_HANDLERS: dict[str, CoreHandler] = {

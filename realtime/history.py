@@ -119,6 +119,19 @@ class History:
         topic, or older than what is kept."""
         raise NotImplementedError
 
+    def read_after_many(
+        self, reads: list[tuple[str, Offset, int | None]]
+    ) -> list[Replay | BaseException]:
+        """:meth:`read_after` for each ``(topic, since, limit)``; the socket hub batches the
+        replays of a reconnect storm through this."""
+        results: list[Replay | BaseException] = []
+        for topic, since, limit in reads:
+            try:
+                results.append(self.read_after(topic, since, limit))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
     def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
         """Record one connection of the user; True when it is the user's first."""
         raise NotImplementedError
@@ -143,6 +156,10 @@ class History:
 
     def online_remove(self, user_id: int, connection_id: str) -> None:
         raise NotImplementedError
+
+    def online_remove_many(self, entries: list[tuple[int, str]]) -> None:
+        for user_id, connection_id in entries:
+            self.online_remove(user_id, connection_id)
 
     def online_refresh(self, entries: list[tuple[int, str]]) -> None:
         raise NotImplementedError
@@ -403,6 +420,32 @@ class RedisHistory(History):
         ]
         return _replay(latest, since, events, limit)
 
+    def read_after_many(
+        self, reads: list[tuple[str, Offset, int | None]]
+    ) -> list[Replay | BaseException]:
+        # One round trip for all (MULTI/EXEC keeps each topic's position and events
+        # consistent), each distinct read once: after a reconnect storm many sockets of a
+        # topic ask from the same offset.
+        distinct = list(dict.fromkeys(reads))
+        pipe = self.client.pipeline(transaction=True)
+        for topic, since, limit in distinct:
+            pipe.hmget(self._meta(topic), "epoch", "seq")
+            pipe.xrange(self._stream(topic), min=f"{since.seq + 1}-0", max="+", count=limit)
+        try:
+            replies = pipe.execute()
+        except Exception as exc:
+            return [exc] * len(reads)
+        answers: dict[tuple[str, Offset, int | None], Replay] = {}
+        for index, read in enumerate(distinct):
+            (epoch, seq), entries = replies[2 * index], replies[2 * index + 1]
+            latest = Offset(epoch or "0", int(seq or 0))
+            events = [
+                StoredEvent(int(entry_id.split("-", 1)[0]), fields["e"], fields["d"])
+                for entry_id, fields in entries
+            ]
+            answers[read] = _replay(latest, read[1], events, read[2])
+        return [answers[read] for read in reads]
+
     def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
         now = time.time()
         others = self._join(
@@ -449,6 +492,10 @@ class RedisHistory(History):
 
     def online_remove(self, user_id: int, connection_id: str) -> None:
         self.client.zrem(self._online(), f"{user_id}:{connection_id}")
+
+    def online_remove_many(self, entries: list[tuple[int, str]]) -> None:
+        if entries:
+            self.client.zrem(self._online(), *(f"{user}:{conn}" for user, conn in entries))
 
     def online_refresh(self, entries: list[tuple[int, str]]) -> None:
         if not entries:
@@ -516,6 +563,20 @@ class ShardedRedisHistory(History):
     def read_after(self, topic: str, since: Offset, limit: int | None = None) -> Replay:
         return self.shard(topic).read_after(topic, since, limit)
 
+    def read_after_many(
+        self, reads: list[tuple[str, Offset, int | None]]
+    ) -> list[Replay | BaseException]:
+        """One pipeline per instance; an unreachable instance fails its own reads only."""
+        grouped: dict[int, list[int]] = {}
+        for position, (topic, _since, _limit) in enumerate(reads):
+            grouped.setdefault(topic_shard(topic, len(self.shards)), []).append(position)
+        results: list[Replay | BaseException] = [ConnectionError("not read")] * len(reads)
+        for index, positions in grouped.items():
+            answers = self.shards[index].read_after_many([reads[p] for p in positions])
+            for position, answer in zip(positions, answers, strict=True):
+                results[position] = answer
+        return results
+
     def presence_join(self, topic: str, user_id: int, connection_id: str) -> bool:
         return self.shard(topic).presence_join(topic, user_id, connection_id)
 
@@ -540,6 +601,9 @@ class ShardedRedisHistory(History):
 
     def online_remove(self, user_id: int, connection_id: str) -> None:
         self.shards[0].online_remove(user_id, connection_id)
+
+    def online_remove_many(self, entries: list[tuple[int, str]]) -> None:
+        self.shards[0].online_remove_many(entries)
 
     def online_refresh(self, entries: list[tuple[int, str]]) -> None:
         self.shards[0].online_refresh(entries)

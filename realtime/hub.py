@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from prometheus_client import Gauge
 
-from realtime.history import Offset, StoredEvent, get_history, topic_group
+from realtime import presence
+from realtime.batching import Batcher, CallBatcher, run_each_with_database
+from realtime.history import Offset, Replay, StoredEvent, get_history, topic_group
 from realtime.publish import CONTROL_GROUP, publish_ephemeral
 from realtime.topics import presence_event_data
 from realtime.transport import text_frame
@@ -57,12 +60,31 @@ LOOP_TASKS = Gauge(
     multiprocess_mode="livesum",
 )
 
+# Replayed frames kept for reuse (see Hub.replay_frame); the cache starts over when full.
+REPLAY_FRAME_CACHE = 10_000
+
+# Threads of the sockets' blocking calls, shared by every hub (see realtime/batching.py). One
+# database thread, like Channels' database_sync_to_async: its batches run one after another.
+_database_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-db")
+_redis_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-redis")
+
 
 def spawn(coroutine: Any) -> None:
     """Run a coroutine in the background, keeping a reference until it finishes."""
     task = asyncio.ensure_future(coroutine)
     _background_tasks.add(task)
     task.add_done_callback(_background_tasks.discard)
+
+
+def _announce_online(entries: list[tuple[int, str]], *, online: bool) -> None:
+    """presence.online_changed once per socket, as socket_opened/socket_closed send it (on
+    this thread, never the event loop)."""
+    for user_id, _connection_id in entries:
+        for receiver, error in presence.online_changed.send_robust(
+            sender=None, user_id=user_id, online=online
+        ):
+            if isinstance(error, Exception):
+                logger.warning("online_changed receiver %r failed", receiver, exc_info=error)
 
 
 def event_frame(topic: str, event: str, offset: Offset | None, data_json: str) -> str:
@@ -95,6 +117,53 @@ class Hub:
         self.history = get_history()
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        # The sockets' blocking calls, batched (realtime/batching.py): the token check and
+        # subscribe authorization (database), online marks and replay reads (Redis).
+        self._replay_frames: dict[tuple[str, str, int], tuple[str, bytes]] = {}
+        self.database = CallBatcher(run_each_with_database, _database_thread)
+        self.online = Batcher[tuple[int, str], None](self._mark_online, _redis_thread)
+        self.offline = Batcher[tuple[int, str], None](self._mark_offline, _redis_thread)
+        self.replays = Batcher[tuple[str, Offset, int | None], Replay](
+            self.history.read_after_many, _redis_thread
+        )
+
+    def _mark_online(self, entries: list[tuple[int, str]]) -> list[BaseException | None]:
+        """presence.socket_opened for a batch of sockets: one Redis pipeline."""
+        try:
+            self.history.online_refresh(entries)
+        except Exception as exc:
+            return [exc] * len(entries)
+        _announce_online(entries, online=True)
+        return [None] * len(entries)
+
+    def _mark_offline(self, entries: list[tuple[int, str]]) -> list[BaseException | None]:
+        """presence.socket_closed for a batch of sockets: one Redis command."""
+        try:
+            self.history.online_remove_many(entries)
+        except Exception as exc:
+            return [exc] * len(entries)
+        _announce_online(entries, online=False)
+        return [None] * len(entries)
+
+    def replay_frame(self, topic: str, epoch: str, event: StoredEvent) -> tuple[str, bytes]:
+        """A stored event's frame, and as a websocket frame: built once per process for all
+        the sockets that replay it (after a reconnect storm, thousands replay the same)."""
+        key = (topic, epoch, event.seq)  # an offset names one event for good
+        frames = self._replay_frames.get(key)
+        if frames is None:
+            if len(self._replay_frames) >= REPLAY_FRAME_CACHE:
+                self._replay_frames.clear()
+            frame = event_frame(topic, event.event, Offset(epoch, event.seq), event.data_json)
+            frames = self._replay_frames[key] = (frame, text_frame(frame.encode()))
+        return frames
+
+    def topic_offset(self, topic: str) -> Offset | None:
+        """Where this process's delivery of a topic stands: every later event reaches its
+        subscribers. None unless the topic is hosted here and ready."""
+        state = self.topics.get(topic)
+        if state is None or not state.ready.is_set():
+            return None
+        return Offset(state.epoch, state.last_seq)
 
     async def start(self) -> None:
         self.channel_name = await self.layer.new_channel("rt.hub.")

@@ -48,6 +48,24 @@ def test_read_after_returns_the_missed_events_in_order(history) -> None:
     assert replay.latest.seq == 5
 
 
+def test_many_reads_answer_each_read_as_read_after_would(history) -> None:
+    """The reconnect storm's batched reads: one answer per read, in order, repeats included."""
+    start = history.latest("room.2")
+    offsets = [history.append("room.2", "message.created", f'{{"n":{n}}}') for n in range(4)]
+    history.append("room.3", "message.created", "{}")
+    after_two = offsets[1]
+    reads = [
+        ("room.2", start, None),
+        ("room.2", after_two, 1),
+        ("room.3", Offset("stale", 1), None),
+        ("room.2", start, None),
+    ]
+    answers = history.read_after_many(reads)
+    assert answers == [history.read_after(topic, since, limit) for topic, since, limit in reads]
+    assert [e.seq for e in answers[1].events] == [3]
+    assert not answers[2].recovered
+
+
 def test_subscribing_before_the_first_event_recovers_everything(history) -> None:
     assert history.latest("user.9").seq == 0
     history.append("user.9", "x", "{}")

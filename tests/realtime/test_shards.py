@@ -76,7 +76,14 @@ def test_sharded_history_keeps_each_topic_whole_on_its_own_instance(
     assert history.presence_list("room.7") == [1] and history.presence_list("room.8") == [2]
     history.online_add(5, "c5")
     assert history.online_users() == {5}
+    history.online_refresh([(6, "c6"), (7, "c7")])
+    history.online_remove_many([(5, "c5"), (6, "c6")])
+    assert history.online_users() == {7}
     assert history.ping()
+
+    # A reconnect storm's batched reads: each answered by its topic's own instance.
+    reads = [(topic, Offset(latest[topic].epoch, 1), None) for topic in topics]
+    assert history.read_after_many(reads) == [history.read_after(*read) for read in reads]
 
 
 def test_sync_pass_still_answers_for_the_instances_that_are_up(
