@@ -2,7 +2,8 @@
 """`make cluster`: Triton in production shape on one machine, in the foreground, on loopback.
 
     nginx https://127.0.0.1:$PORT (wss:// on /ws/; http://127.0.0.1:$HTTP_PORT redirects there)
-      ->  WEB_PROCESSES (default 2) daphne processes on free loopback ports
+      ->  WEB_PROCESSES (default 2) server processes (scripts/serve.sh: uvicorn, or daphne with
+          TRITON_SERVER=daphne) on free loopback ports
     a Celery worker and a Celery beat
     the machine's MariaDB and Redis (scripts/ensure-services.sh), with the cluster's own
     database (CLUSTER_DATABASE, default triton_cluster) and key prefix (CLUSTER_PREFIX,
@@ -110,7 +111,7 @@ class Child:
 
     def terminate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            # The whole group: daphne, nginx and Celery fork workers of their own.
+            # The whole group: servers, nginx and Celery fork workers of their own.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
 
@@ -448,16 +449,9 @@ def main() -> int:
             children.append(
                 Child(
                     f"web{n}",
-                    [
-                        str(VENV_BIN / "daphne"),
-                        "-b",
-                        "127.0.0.1",
-                        "-p",
-                        str(web_port),
-                        "--application-close-timeout",
-                        "15",
-                        "backend.asgi:application",
-                    ],
+                    # The same launcher as make run and compose: uvicorn, or daphne with
+                    # TRITON_SERVER=daphne.
+                    [str(ROOT / "scripts" / "serve.sh"), "127.0.0.1", str(web_port)],
                     env,
                 )
             )

@@ -8,6 +8,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HOST="${1:-${HOST:-127.0.0.1}}"
 PORT="${2:-${PORT:-8000}}"
 SERVER="${TRITON_SERVER:-uvicorn}"
+# The project's .venv here; the image installs its environment elsewhere (compose/Dockerfile).
+BIN="${TRITON_VENV_BIN:-$ROOT/.venv/bin}"
 cd "$ROOT"
 
 case "$SERVER" in
@@ -16,14 +18,14 @@ case "$SERVER" in
     # (realtime/transport.py); compressing per socket would cost more CPU than it saves.
     # No proxy headers: the app reads X-Forwarded-For itself (NUM_PROXIES), like under daphne.
     # Warnings only: uvicorn logs two lines per websocket at INFO (daphne's are off too).
-    exec "$ROOT/.venv/bin/uvicorn" backend.asgi:application \
+    exec "$BIN/uvicorn" backend.asgi:application \
       --host "$HOST" --port "$PORT" \
       --loop uvloop --http httptools --ws websockets-sansio --ws-per-message-deflate false \
       --lifespan off --no-access-log --log-level warning --no-proxy-headers --no-server-header \
       --timeout-graceful-shutdown 5
     ;;
   daphne)
-    exec "$ROOT/.venv/bin/daphne" -b "$HOST" -p "$PORT" backend.asgi:application
+    exec "$BIN/daphne" -b "$HOST" -p "$PORT" backend.asgi:application
     ;;
   *)
     echo "!! TRITON_SERVER must be uvicorn or daphne, not '$SERVER'" >&2
