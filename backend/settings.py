@@ -227,7 +227,8 @@ if REALTIME_REDIS_URLS and not REDIS_URL:
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one client per process (backend/core/cache.py).
+            "BACKEND": "backend.core.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="triton"),
             "OPTIONS": {
