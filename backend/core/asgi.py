@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from queue import SimpleQueue
 from typing import Any
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -43,14 +46,50 @@ from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
 
 
+class OneThreadExecutor(Executor):
+    """One long-lived thread that runs the calls given to it in order: what a
+    ``ThreadPoolExecutor(max_workers=1)`` does, for about half its work per call (no item
+    objects, locks, semaphores or idle-thread accounting; a ``SimpleQueue`` in C)."""
+
+    def __init__(self, name: str) -> None:
+        self._calls: SimpleQueue[tuple[Future[Any], Callable[..., Any], Any, Any] | None] = (
+            SimpleQueue()
+        )
+        self._shutdown = False
+        # A daemon: the server finishes its requests before it exits (graceful shutdown).
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new calls after shutdown")
+        future: Future[Any] = Future()
+        self._calls.put((future, fn, args, kwargs))
+        return future
+
+    def _run(self) -> None:
+        while (call := self._calls.get()) is not None:
+            future, fn, args, kwargs = call
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # as ThreadPoolExecutor: the caller gets it
+                future.set_exception(exc)
+            del call, future, fn, args, kwargs  # no references kept while idle
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._shutdown = True
+        self._calls.put(None)
+        if wait:
+            self._thread.join()
+
+
 class PooledThreadsASGIHandler(ASGIHandler):
     def __init__(self, threads: int | None = None) -> None:
         super().__init__()
         count = threads if threads is not None else settings.ASGI_SYNC_THREADS
-        self.executors = [
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"django-sync-{n}")
-            for n in range(max(1, count))
-        ]
+        self.executors = [OneThreadExecutor(f"django-sync-{n}") for n in range(max(1, count))]
         self.in_flight = [0] * len(self.executors)
 
     def load_middleware(self, is_async: bool = False) -> None:

@@ -186,3 +186,25 @@ async def test_a_disconnect_before_the_body_answers_nothing(
     await app.wait(5)
     assert await app.receive_nothing()
     assert fired == []
+
+
+def test_the_one_thread_executor_runs_calls_in_order_on_its_thread() -> None:
+    from backend.core.asgi import OneThreadExecutor
+
+    executor = OneThreadExecutor("one-thread-test")
+    try:
+        seen: list[tuple[int, str]] = []
+        futures = [
+            executor.submit(lambda n=n: seen.append((n, threading.current_thread().name)) or n)
+            for n in range(20)
+        ]
+        assert [f.result(5) for f in futures] == list(range(20))
+        assert seen == [(n, "one-thread-test") for n in range(20)]
+        failing = executor.submit(lambda: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            failing.result(5)
+        assert executor.submit(lambda: "still running").result(5) == "still running"
+    finally:
+        executor.shutdown(wait=True)
+    with pytest.raises(RuntimeError):
+        executor.submit(lambda: None)
