@@ -107,11 +107,13 @@ MIDDLEWARE = [
     "backend.core.db_router.RequestPinMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "backend.core.security_headers.ContentSecurityPolicyMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, CSRF, auth and messages middlewares, skipped under /api/ (token only,
+    # no cookies): backend/core/browser_only.py.
+    "backend.core.browser_only.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "backend.core.browser_only.CsrfViewMiddleware",
+    "backend.core.browser_only.AuthenticationMiddleware",
+    "backend.core.browser_only.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "api.errors.ProblemDetailsMiddleware",
     "api.content_types.JsonContentTypeMiddleware",
@@ -225,7 +227,8 @@ if REALTIME_REDIS_URLS and not REDIS_URL:
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one client per process (backend/core/cache.py).
+            "BACKEND": "backend.core.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="triton"),
             "OPTIONS": {
@@ -487,7 +490,8 @@ LOGGING = {
     "filters": {"request_id": {"()": "backend.core.observability.RequestIdFilter"}},
     "formatters": {
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            # python-json-logger's, cheaper per record (backend/core/observability.py).
+            "()": "backend.core.observability.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },

@@ -4,9 +4,10 @@ from django.views.generic import TemplateView
 
 from api.main import api
 from api.operations.router import health_view, metrics_view
+from api.urls import grouped
 
 urlpatterns = [
-    path("api/v1/", api.urls),
+    path("api/v1/", grouped(api.urls)),
     # Root aliases for load balancers and Prometheus scrapers.
     path("health", health_view, name="health"),
     path("metrics", metrics_view, name="metrics"),

@@ -156,5 +156,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
     summary="Constant answer: the server is up (no dependency is checked)",
     description="Liveness only; `make bench` uses it as the REST baseline of the same stack.",
 )
-async def ping(request: HttpRequest) -> dict[str, str]:
+def ping(request: HttpRequest) -> dict[str, str]:
     return {"status": "ok"}

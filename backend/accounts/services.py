@@ -295,7 +295,9 @@ def user_update(
             raise PermissionDenied(detail="This needs the users.update permission.")
         raise NotFound(detail="No such user.")
     with transaction.atomic():
-        user = User.objects.select_for_update().filter(pk=user_id).first()
+        # Its roles prefetched as selectors.user_list() has them: unless the roles change,
+        # this instance, saved below, is the user as stored (no second read).
+        user = selectors.user_list().order_by().select_for_update().filter(pk=user_id).first()
         if user is None:
             raise NotFound(detail="No such user.")
         before = VisibleUserState.of(user)
@@ -345,7 +347,9 @@ def user_update(
                 user.save(update_fields=["updated_at"])
         if own_credentials and dirty & {"password", "email"}:
             tokens_revoke_for_user(user=user, except_token_id=token_id)
-        return _follow_up_user_change(user_id=user.pk, before=before)
+        # groups.set() drops the prefetched roles: read the user again after a change of roles.
+        current = None if "roles" in privileged else user
+        return _follow_up_user_change(user_id=user.pk, before=before, current=current)
 
 
 def user_delete(*, actor: User, user_id: int) -> None:
@@ -398,12 +402,15 @@ class VisibleUserState:
         )
 
 
-def _follow_up_user_change(*, user_id: int, before: VisibleUserState) -> User:
+def _follow_up_user_change(
+    *, user_id: int, before: VisibleUserState, current: User | None = None
+) -> User:
     """What every change of a user entails, whoever made it: deactivation revokes the
     tokens, a change of rights re-checks live subscriptions, and any visible change publishes
     ``user.updated``. Runs inside the saving transaction; returns the user as stored now (a
-    fresh instance: no cached permissions of the old roles)."""
-    fresh = selectors.user_list().get(pk=user_id)  # saved in this transaction
+    fresh instance: no cached permissions of the old roles). ``current``: an instance that
+    already is that (read with ``selectors.user_list()``'s prefetch, saved, roles unchanged)."""
+    fresh = current or selectors.user_list().get(pk=user_id)  # saved in this transaction
     after = VisibleUserState.of(fresh)
     if after == before:
         return fresh

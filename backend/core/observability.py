@@ -7,14 +7,17 @@ is served, so one grep follows a request through the JSON logs.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
+from pythonjsonlogger import json as pythonjsonlogger_json
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -65,3 +68,42 @@ class RequestIdFilter(logging.Filter):
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
         return True
+
+
+class JsonFormatter(pythonjsonlogger_json.JsonFormatter):
+    """python-json-logger's formatter, same output, less work per record (each request logs
+    one access record): the extra fields are picked with one set lookup each, and one JSON
+    encoder is kept instead of a new one per record."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._encoder: json.JSONEncoder | None = None
+        if self.json_serializer is json.dumps and self.json_indent is None:
+            encoder_class = self.json_encoder or json.JSONEncoder
+            self._encoder = encoder_class(
+                default=self.json_default, ensure_ascii=self.json_ensure_ascii
+            )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        if self.defaults or self.timestamp or self.rename_fields_keep_missing:
+            super().add_fields(log_data, record, message_dict)
+            return
+        renames = self.rename_fields
+        attributes = record.__dict__
+        for field in self._required_fields:
+            log_data[renames.get(field, field)] = attributes.get(field)
+        for data in (self.static_fields, message_dict):
+            for key, value in data.items():
+                log_data[renames.get(key, key)] = value
+        skip = self._skip_fields
+        for key, value in attributes.items():
+            if key in skip or (isinstance(key, str) and key.startswith("_")):
+                continue
+            log_data[renames.get(key, key)] = value
+
+    def jsonify_log_record(self, log_data: Any) -> str:
+        if self._encoder is None:
+            return super().jsonify_log_record(log_data)
+        return self._encoder.encode(log_data)

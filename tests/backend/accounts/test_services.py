@@ -8,6 +8,8 @@ import pytest
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.contrib.auth.tokens import default_token_generator
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils.module_loading import import_string
 
 import backend.settings as production_settings
@@ -147,6 +149,25 @@ def test_update_publishes_the_profile_with_fresh_permissions() -> None:
     assert event["roles"] == ["Editor"]
     assert "posts.manage" in event["permissions"]
     assert event == {**selectors.user_profile(User.objects.get(pk=user.pk))}
+
+
+def test_a_name_change_reads_the_user_once_and_returns_it_as_stored() -> None:
+    user = UserFactory(roles=["Customer", "Editor"])
+    with CaptureQueriesContext(connection) as queries:
+        updated = services.user_update(actor=user, user_id=user.pk, changes={"name": "Renamed"})
+    user_reads = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT `accounts_user`")
+    ]
+    # The locked read only: the saved instance is returned, not read again.
+    assert len(user_reads) == 1 and "FOR UPDATE" in user_reads[0]
+    stored = selectors.user_get(user_id=user.pk)
+    assert stored is not None
+    for field in ("name", "email", "is_active", "is_superuser", "updated_at", "password"):
+        assert getattr(updated, field) == getattr(stored, field), field
+    assert [g.name for g in updated.groups.all()] == [g.name for g in stored.groups.all()]
+    (event,) = _events(user)
+    assert event == selectors.user_profile(stored)
+    assert event["name"] == "Renamed" and event["roles"] == ["Customer", "Editor"]
 
 
 def test_update_password_only_publishes_nothing() -> None:
