@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -577,7 +578,8 @@ class RestDeployment:
     and Redis, as a production deployment runs it, with a database and key prefixes of its
     own: created here, migrated, seeded with ``manage.py seed_loadtest``, removed at the end."""
 
-    def __init__(self, args: argparse.Namespace, var_dir: Path) -> None:
+    def __init__(self, args: argparse.Namespace, var_dir: Path, name: str = "rest") -> None:
+        self.name = name  # of the server's and the worker's logs: triton-<name>.log
         self.run_id = f"triton-bench-{os.getpid()}-{os.urandom(3).hex()}"
         self.database = self.run_id.replace("-", "_")
         self.args = args
@@ -595,8 +597,6 @@ class RestDeployment:
         }
 
     def _mariadb(self, statement: str) -> None:
-        from urllib.parse import urlsplit
-
         import pymysql
 
         parts = urlsplit(self.args.mariadb_url)
@@ -643,7 +643,7 @@ class RestDeployment:
         )
         port = free_port()
         self.server = Process(
-            "triton-rest",
+            f"triton-{self.name}",
             [str(ROOT / "scripts" / "serve.sh"), "127.0.0.1", str(port)],
             self.env,
             port,
@@ -656,7 +656,7 @@ class RestDeployment:
         the dashboard's refreshes are jobs, and relays that failed are swept."""
         schedule = Path(self.env["TRITON_VAR_DIR"]) / f"{self.run_id}-beat"
         self.worker = Process(
-            "triton-worker",
+            f"triton-{self.name}-worker",
             [
                 str(ROOT / ".venv" / "bin" / "celery"),
                 "-A",
@@ -807,7 +807,7 @@ async def measure_e2e(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]
     deployment with a Celery worker, while ``e2e_status_push`` times staff status moves to
     the owner's socket frame."""
     log(f"E2E: {args.e2e_users} locust users on a MariaDB + Redis deployment with a worker")
-    deployment = RestDeployment(args, var_dir)
+    deployment = RestDeployment(args, var_dir, name="e2e")
     try:
         # One account per locust user, plus the probe's own (the last one).
         seeded = deployment.start(users=args.e2e_users + 1, products=50, rooms=5)
@@ -816,7 +816,15 @@ async def measure_e2e(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]
         tokens_path = Path(deployment.env["TRITON_VAR_DIR"]) / "e2e-tokens.json"
         tokens_path.write_text(json.dumps(seeded))
         pid, worker_pid = deployment.server.pid, deployment.worker.pid
-        cpu_before = cpu_seconds(pid), tree_cpu_seconds(worker_pid)
+        # Who else takes the 2 cores: MariaDB and Redis, when they run on this machine (they
+        # serve other clients too, so their share is an upper bound).
+        services = {
+            name: found
+            for name, url in (("mariadb", args.mariadb_url), ("redis", args.redis_url))
+            if (found := listening_pid(urlsplit(url).port or 0))
+        }
+        cpu_before = {name: cpu_seconds(found) for name, found in services.items()}
+        cpu_before |= {"server": cpu_seconds(pid), "worker": tree_cpu_seconds(worker_pid)}
         with Profiler(args.profile, pid, "e2e", gil=True):
             result = await asyncio.to_thread(
                 e2e_status_push.run,
@@ -828,8 +836,10 @@ async def measure_e2e(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]
                 results_dir=RESULTS,
                 name="e2e-locust",
             )
-        result["server_cpu_s"] = round(cpu_seconds(pid) - cpu_before[0], 1)
-        result["worker_cpu_s"] = round(tree_cpu_seconds(worker_pid) - cpu_before[1], 1)
+        cpu_after = {name: cpu_seconds(found) for name, found in services.items()}
+        cpu_after |= {"server": cpu_seconds(pid), "worker": tree_cpu_seconds(worker_pid)}
+        for name, seconds in cpu_after.items():
+            result[f"{name}_cpu_s"] = round(seconds - cpu_before[name], 1)
         server_log = deployment.server.log_path.read_text(errors="replace")
         # Relays that failed (deadlock, Redis) are left to the sweeper: late or twice.
         result["relay_failures_logged"] = server_log.count("relay failed")
@@ -1056,12 +1066,17 @@ def e2e_rows(server: str, e2e: dict[str, Any] | None) -> list[str]:
         f"| {who} | end to end, {e2e['users']} locust users: status POST -> owner's frame, "
         f"p50 / p99 ms | {e2e['status_push_p50_ms']} / {e2e['status_push_p99_ms']} | | "
         "| p99 ≤ 50 |",
-        f"| {who} | end to end: the status POST's own answer, p50 / p99 ms "
-        f"| {e2e['status_post_p50_ms']} / {e2e['status_post_p99_ms']} | | | |",
+        f"| {who} | end to end: the status POST's answer, p50 / p99 ms; the frame after the "
+        f"answer, p50 / p99 ms | {e2e['status_post_p50_ms']} / {e2e['status_post_p99_ms']}; "
+        f"{e2e['frame_after_answer_p50_ms']} / {e2e['frame_after_answer_p99_ms']} | | | |",
         f"| {who} | end to end: probe failures (of {e2e['probes']} moves), duplicate frames "
         f"| {e2e['failures']}, {e2e['duplicate_frames']} | | | 0 |",
         f"| {who} | end to end: locust req/s, failures (of {e2e['locust_requests']} requests) "
         f"| {e2e['locust_rps']}, {e2e['locust_failures']} | | | 0 failures |",
+        f"| {who} | end to end: CPU s of server / worker / locust / MariaDB / Redis "
+        f"in {e2e['seconds']} s | {e2e['server_cpu_s']} / {e2e['worker_cpu_s']} / "
+        f"{e2e['locust_cpu_s']} / {e2e.get('mariadb_cpu_s', '-')} / {e2e.get('redis_cpu_s', '-')}"
+        " | | | |",
     ]
 
 

@@ -110,11 +110,13 @@ def connect_owner(host: str, token: str, attempts: int = 5) -> OwnerSocket:
 
 @dataclass
 class Probed:
-    """What the probe saw: per move, request sent -> frame (``latencies``) and request sent
-    -> answer read (``answers``), both in ms; ``moves`` tried; failed moves and orders."""
+    """What the probe saw: per move, request sent -> frame (``latencies``), request sent
+    -> answer read (``answers``) and answer -> frame (``after_answer``, negative when the
+    frame came first), in ms; ``moves`` tried; failed moves and orders."""
 
     latencies: list[float] = field(default_factory=list)
     answers: list[float] = field(default_factory=list)
+    after_answer: list[float] = field(default_factory=list)
     moves: int = 0
     failures: int = 0
     duplicates: int = 0
@@ -171,6 +173,7 @@ def probe(host: str, owner_token: str, staff_token: str, duration: float, timeou
                 continue
             seen.latencies.append((arrived - started) * 1000)
             seen.answers.append((answered - started) * 1000)
+            seen.after_answer.append((arrived - answered) * 1000)
         time.sleep(0.2)
     time.sleep(timeout)  # late frames still count as duplicates
     sock.ws.close()
@@ -235,6 +238,8 @@ def summarize(probed: Probed, users: int, locust: dict[str, Any], **extra: Any) 
         # relay run before the answer); the rest is the frame's way after it.
         "status_post_p50_ms": quantile(probed.answers, 0.5),
         "status_post_p99_ms": quantile(probed.answers, 0.99),
+        "frame_after_answer_p50_ms": quantile(probed.after_answer, 0.5),
+        "frame_after_answer_p99_ms": quantile(probed.after_answer, 0.99),
         "probes": probed.moves,
         "samples": len(probed.latencies),
         "failures": probed.failures,
