@@ -1064,8 +1064,9 @@ def e2e_rows(server: str, e2e: dict[str, Any] | None) -> list[str]:
     who = f"{server} (MariaDB, worker)"
     return [
         f"| {who} | end to end, {e2e['users']} locust users: status POST -> owner's frame, "
-        f"p50 / p99 ms | {e2e['status_push_p50_ms']} / {e2e['status_push_p99_ms']} | | "
-        "| p99 ≤ 50 |",
+        f"p50 / p99 ms | {e2e['status_push_p50_ms']} / {e2e['status_push_p99_ms']} "
+        f"| {e2e.get('idle_status_push_p50_ms')} / {e2e.get('idle_status_push_p99_ms')} "
+        "(no load) | | p99 ≤ 50 |",
         f"| {who} | end to end: the status POST's answer, p50 / p99 ms; the frame after the "
         f"answer, p50 / p99 ms | {e2e['status_post_p50_ms']} / {e2e['status_post_p99_ms']}; "
         f"{e2e['frame_after_answer_p50_ms']} / {e2e['frame_after_answer_p99_ms']} | | | |",

@@ -123,7 +123,16 @@ class Probed:
     errors: list[str] = field(default_factory=list)
 
 
-def probe(host: str, owner_token: str, staff_token: str, duration: float, timeout: float) -> Probed:
+def probe(
+    host: str,
+    owner_token: str,
+    staff_token: str,
+    duration: float,
+    timeout: float,
+    linger: float | None = None,
+) -> Probed:
+    """Orders moved through their statuses for ``duration`` seconds; then ``linger``
+    (default ``timeout``) seconds more to count late duplicate frames."""
     owner = requests.Session()
     owner.headers["Authorization"] = f"Bearer {owner_token}"
     staff = requests.Session()
@@ -175,7 +184,7 @@ def probe(host: str, owner_token: str, staff_token: str, duration: float, timeou
             seen.answers.append((answered - started) * 1000)
             seen.after_answer.append((arrived - answered) * 1000)
         time.sleep(0.2)
-    time.sleep(timeout)  # late frames still count as duplicates
+    time.sleep(timeout if linger is None else linger)  # late frames count as duplicates
     sock.ws.close()
     seen.duplicates = sum(count - 1 for count in sock.seen.values() if count > 1)
     if seen.duplicates:
@@ -263,11 +272,19 @@ def run(
     timeout: float = 10.0,
     results_dir: Path = HERE / "results",
     name: str = "e2e-locust",
+    idle_seconds: float = 10.0,
 ) -> dict[str, Any]:
     """Locust's mixed load at ``users`` for ``seconds`` (ramp-up included) while the probe
-    runs; the ``e2e`` figures. Locust's CSV, HTML and log go to ``results_dir/name*``."""
+    runs; the ``e2e`` figures. Locust's CSV, HTML and log go to ``results_dir/name*``.
+    First the probe runs ``idle_seconds`` alone: the same moves without the load, the
+    baseline of the same run (``idle_*``)."""
     host = host.rstrip("/")
     tokens = json.loads(Path(tokens_path).read_text())
+    # The owner is the last seeded account: locust hands accounts out from the first one.
+    owner_token, staff_token = tokens["users"][-1]["token"], tokens["staff"]["token"]
+    idle = Probed()
+    if idle_seconds > 0:
+        idle = probe(host, owner_token, staff_token, idle_seconds, timeout, linger=1.0)
     results_dir.mkdir(parents=True, exist_ok=True)
     csv_prefix = results_dir / name
     ramp_up = users / spawn_rate
@@ -303,14 +320,7 @@ def run(
         )
         try:
             time.sleep(min(ramp_up, seconds / 2))  # measure under the full load, not the ramp
-            probed = probe(
-                host,
-                # The last seeded account: locust hands accounts out from the first one.
-                tokens["users"][-1]["token"],
-                tokens["staff"]["token"],
-                max(5.0, seconds - ramp_up - 5),
-                timeout,
-            )
+            probed = probe(host, owner_token, staff_token, max(5.0, seconds - ramp_up - 5), timeout)
         finally:
             try:
                 locust.wait(timeout=seconds + 120)
@@ -333,6 +343,10 @@ def run(
             1,
         ),
         locust_exit_code=locust.returncode,
+        idle_status_push_p50_ms=quantile(idle.latencies, 0.5),
+        idle_status_push_p99_ms=quantile(idle.latencies, 0.99),
+        idle_samples=len(idle.latencies),
+        idle_failures=idle.failures,
     )
 
 

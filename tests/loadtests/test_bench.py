@@ -131,6 +131,7 @@ def test_bench_quick_smoke_run(tmp_path: Path) -> None:
     assert e2e["users"] == 20 and e2e["samples"] > 0 and e2e["probes"] >= e2e["samples"]
     assert e2e["status_push_p99_ms"] >= e2e["status_push_p50_ms"] > 0
     assert e2e["failures"] == e2e["duplicate_frames"] == 0, e2e["probe_errors"]
+    assert e2e["idle_samples"] > 0 and e2e["idle_failures"] == 0  # the same moves, no load
     assert e2e["locust_requests"] > 0 and e2e["locust_rps"] > 0
     assert e2e["locust_failures"] == 0, e2e["locust"]["top_failures"]
     assert e2e["server_cpu_s"] > 0 and e2e["locust_exit_code"] == 0
@@ -175,7 +176,9 @@ def test_e2e_figures_from_the_probe_and_locusts_csv(tmp_path: Path) -> None:
         failures=1,
         errors=["no frame for order 7 paid within 10.0s"],
     )
-    figures = e2e_status_push.summarize(probed, 200, locust, seconds=80.0, server_cpu_s=60.0)
+    figures = e2e_status_push.summarize(
+        probed, 200, locust, seconds=80.0, server_cpu_s=60.0, idle_status_push_p50_ms=4.0
+    )
     assert figures["users"] == 200 and figures["probes"] == 101 and figures["samples"] == 100
     assert figures["status_push_p50_ms"] == 50.5 and figures["status_push_p99_ms"] == 99.0
     assert figures["status_push_max_ms"] == 100.0 and figures["status_post_p50_ms"] == 51.5
@@ -199,7 +202,7 @@ def test_e2e_figures_from_the_probe_and_locusts_csv(tmp_path: Path) -> None:
     }
     rows = [line for line in table(results).splitlines() if "end to end" in line]
     assert len(rows) == 5
-    assert "200 locust users" in rows[0] and "| 50.5 / 99.0 |" in rows[0]
+    assert "200 locust users" in rows[0] and "| 50.5 / 99.0 | 4.0 / None (no load) |" in rows[0]
     assert "probe failures (of 101 moves)" in rows[2] and "| 1, 0 |" in rows[2]
     assert "| 3.5, 1 |" in rows[3]
     assert "60.0 / 1.0 / 9.0 / 5.0 / -" in rows[4]
