@@ -98,6 +98,9 @@ async def test_lean_client_frames_are_read_by_a_real_server(bare_port: int, size
     assert reader.closed.done()
 
 
+# Every section, small: 2-3 minutes on 2 busy cores (the e2e section's migrations and
+# locust alone take about one).
+@pytest.mark.timeout(600)
 def test_bench_quick_smoke_run(tmp_path: Path) -> None:
     """The whole harness, small: run.sh under uvicorn beside the bare server; every figure
     the results promise is there, with nothing lost."""
