@@ -1127,6 +1127,9 @@ def main() -> None:
         args.collect_timeout = 20
         args.e2e_users, args.e2e_spawn_rate, args.e2e_seconds = 20, 5.0, 30
     args.tokens = max([*args.subscribers, args.connect_sockets])
+    # `make bench`'s timeout (or a Ctrl-C elsewhere) sends TERM: unwind, so that the `finally`
+    # blocks stop the servers and workers and drop the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     servers = args.servers.split(",")
