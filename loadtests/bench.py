@@ -18,12 +18,16 @@ Figures (``loadtests/results/latest.json`` and ``.md``):
 * ``ws_connect``: sockets/s connected + authenticated + subscribed (distinct tokens), and the
   reconnect storm: every socket of the 5,000 reconnects with ``since`` after events it missed;
   seconds until all have them;
-* ``ws_memory``: server RSS per idle authenticated socket at 5,000;
-* ``rest``: ``GET /api/v1/auth/me`` at concurrency 32 against ``GET /api/v1/ping`` (a
-  constant JSON answer through the same stack) on the same server.
+* ``ws_memory``: server RSS per idle authenticated socket at 5,000, measured first, on the
+  freshly started server (and a fresh bare server), before the other sections grow the heap;
+* ``rest``: on MariaDB + Redis, ``GET /api/v1/products`` and ``/auth/me`` at concurrency 32
+  against ``GET /api/v1/ping`` (a constant JSON answer through the same stack) on the same
+  server, then ``POST /api/v1/orders``;
+* ``e2e``: on MariaDB + Redis with a Celery worker, the mixed locust load at 200 users while
+  ``loadtests.e2e_status_push`` times ``POST /orders/{id}/status`` -> the owner's frame.
 
-``--profile`` records the server with py-spy during fan-out and connect (raw stacks under
-``loadtests/results/``). ``--quick`` is a smoke run with small numbers.
+``--profile`` records the server with py-spy during fan-out, connect, REST and e2e (raw
+stacks under ``loadtests/results/``). ``--quick`` is a smoke run with small numbers.
 """
 
 from __future__ import annotations
@@ -47,9 +51,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
+from loadtests import e2e_status_push
 from loadtests.clients import ClientProcess, call_all, event_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +106,22 @@ def rss_kib(pid: int) -> int:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of ``pid`` and its live descendants (a Celery worker and its pool)."""
+    parents: dict[int, int] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            parents[int(entry)] = int(stat[1])
+    total, family = 0.0, {pid}
+    for child in sorted(parents):  # children have larger pids here, bar pid wrap-around
+        if child == pid or parents[child] in family:
+            family.add(child)
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(child)
+    return total
 
 
 def settle(pid: int, timeout: float = 20.0) -> None:
@@ -196,8 +218,10 @@ def start_bare() -> Process:
 class Profiler:
     """``py-spy record`` on the server for the length of a ``with`` block (``--profile``)."""
 
-    def __init__(self, enabled: bool, pid: int, name: str) -> None:
-        self.enabled, self.pid, self.name = enabled, pid, name
+    def __init__(self, enabled: bool, pid: int, name: str, *, gil: bool = False) -> None:
+        # gil: sample only the thread holding the GIL (threads waiting for it would show as
+        # "self" time wherever they wait).
+        self.enabled, self.pid, self.name, self.gil = enabled, pid, name, gil
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Profiler:
@@ -217,6 +241,7 @@ class Profiler:
                     "--output",
                     str(output),
                     "--nonblocking",
+                    *(["--gil"] if self.gil else []),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -399,6 +424,16 @@ class Bench:
         await call_all(self.clients, "close")
         await asyncio.to_thread(settle, pid)
 
+    async def memory(self, url: str, tokens: list[str], topic: str, pid: int) -> float:
+        """KiB of RSS the server grows by per idle authenticated, subscribed socket."""
+        await asyncio.to_thread(settle, pid)
+        before = rss_kib(pid)
+        opened = await self.connect(url, tokens, topic)
+        await asyncio.to_thread(settle, pid)
+        grown = rss_kib(pid) - before
+        await self.close(pid)
+        return round(grown / max(opened["opened"], 1), 1)
+
     async def deliver(
         self, trigger: Trigger, pid: int, events: int, interval: float = 0.02
     ) -> dict[str, Any]:
@@ -543,11 +578,13 @@ class RestDeployment:
     and Redis, as a production deployment runs it, with a database and key prefixes of its
     own: created here, migrated, seeded with ``manage.py seed_loadtest``, removed at the end."""
 
-    def __init__(self, args: argparse.Namespace, var_dir: Path) -> None:
+    def __init__(self, args: argparse.Namespace, var_dir: Path, name: str = "rest") -> None:
+        self.name = name  # of the server's and the worker's logs: triton-<name>.log
         self.run_id = f"triton-bench-{os.getpid()}-{os.urandom(3).hex()}"
         self.database = self.run_id.replace("-", "_")
         self.args = args
         self.server: Process | None = None
+        self.worker: Process | None = None
         self.env = triton_env(args.servers.split(",")[0], var_dir) | {
             "DATABASE_URL": f"{args.mariadb_url.rstrip('/')}/{self.database}",
             "REDIS_URL": args.redis_url,
@@ -560,8 +597,6 @@ class RestDeployment:
         }
 
     def _mariadb(self, statement: str) -> None:
-        from urllib.parse import urlsplit
-
         import pymysql
 
         parts = urlsplit(self.args.mariadb_url)
@@ -591,7 +626,7 @@ class RestDeployment:
             raise RuntimeError(f"manage.py {argv[0]} failed: {done.stderr[-2000:]}")
         return done.stdout
 
-    def start(self, users: int, products: int) -> dict[str, Any]:
+    def start(self, users: int, products: int, rooms: int = 0) -> dict[str, Any]:
         self._mariadb(
             f"CREATE DATABASE `{self.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
         )
@@ -602,13 +637,13 @@ class RestDeployment:
             "seed_loadtest",
             f"--users={users}",
             f"--products={products}",
-            "--rooms=0",
+            f"--rooms={rooms}",
             "--stock=1000000000",
             f"--tokens-out={tokens_path}",
         )
         port = free_port()
         self.server = Process(
-            "triton-rest",
+            f"triton-{self.name}",
             [str(ROOT / "scripts" / "serve.sh"), "127.0.0.1", str(port)],
             self.env,
             port,
@@ -616,7 +651,42 @@ class RestDeployment:
         self.server.wait_ready(f"http://127.0.0.1:{port}/api/v1/ping")
         return dict(json.loads(tokens_path.read_text()))
 
+    def start_worker(self, timeout: float = 90) -> None:
+        """A Celery worker on the run's own queue, with beat (``-B``) for the outbox sweeper:
+        the dashboard's refreshes are jobs, and relays that failed are swept."""
+        schedule = Path(self.env["TRITON_VAR_DIR"]) / f"{self.run_id}-beat"
+        self.worker = Process(
+            f"triton-{self.name}-worker",
+            [
+                str(ROOT / ".venv" / "bin" / "celery"),
+                "-A",
+                "workers",
+                "worker",
+                "-B",
+                "-s",
+                str(schedule),
+                "-c",
+                "1",
+                "-Q",
+                self.run_id,
+                "-l",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            self.env,
+            0,
+        )
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.worker.log_path.read_text():
+            if self.worker.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Celery worker did not start; see {self.worker.log_path}")
+            time.sleep(0.3)
+        self.worker.pid = self.worker.process.pid
+
     def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
         if self.server is not None:
             self.server.stop()
         with contextlib.suppress(Exception):
@@ -731,6 +801,55 @@ async def measure_rest(args: argparse.Namespace, var_dir: Path) -> dict[str, Any
     return result
 
 
+# --- end to end under the mixed locust load ---------------------------------------------------
+async def measure_e2e(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]:
+    """The mixed locust load (loadtests/locustfile.py) at ``--e2e-users`` on a MariaDB + Redis
+    deployment with a Celery worker, while ``e2e_status_push`` times staff status moves to
+    the owner's socket frame."""
+    log(f"E2E: {args.e2e_users} locust users on a MariaDB + Redis deployment with a worker")
+    deployment = RestDeployment(args, var_dir, name="e2e")
+    try:
+        # One account per locust user, plus the probe's own (the last one).
+        seeded = deployment.start(users=args.e2e_users + 1, products=50, rooms=5)
+        deployment.start_worker()
+        assert deployment.server is not None and deployment.worker is not None
+        tokens_path = Path(deployment.env["TRITON_VAR_DIR"]) / "e2e-tokens.json"
+        tokens_path.write_text(json.dumps(seeded))
+        pid, worker_pid = deployment.server.pid, deployment.worker.pid
+        # Who else takes the 2 cores: MariaDB and Redis, when they run on this machine (they
+        # serve other clients too, so their share is an upper bound).
+        services = {
+            name: found
+            for name, url in (("mariadb", args.mariadb_url), ("redis", args.redis_url))
+            if (found := listening_pid(urlsplit(url).port or 0))
+        }
+        cpu_before = {name: cpu_seconds(found) for name, found in services.items()}
+        cpu_before |= {"server": cpu_seconds(pid), "worker": tree_cpu_seconds(worker_pid)}
+        with Profiler(args.profile, pid, "e2e", gil=True):
+            result = await asyncio.to_thread(
+                e2e_status_push.run,
+                f"http://127.0.0.1:{deployment.server.port}",
+                tokens_path,
+                users=args.e2e_users,
+                spawn_rate=args.e2e_spawn_rate,
+                seconds=args.e2e_seconds,
+                results_dir=RESULTS,
+                name="e2e-locust",
+            )
+        cpu_after = {name: cpu_seconds(found) for name, found in services.items()}
+        cpu_after |= {"server": cpu_seconds(pid), "worker": tree_cpu_seconds(worker_pid)}
+        for name, seconds in cpu_after.items():
+            result[f"{name}_cpu_s"] = round(seconds - cpu_before[name], 1)
+        server_log = deployment.server.log_path.read_text(errors="replace")
+        # Relays that failed (deadlock, Redis) are left to the sweeper: late or twice.
+        result["relay_failures_logged"] = server_log.count("relay failed")
+    finally:
+        deployment.stop()
+    result["database"] = "mariadb"
+    log(f"  E2E: { {k: v for k, v in result.items() if k not in ('locust', 'probe_errors')} }")
+    return result
+
+
 # --- one server under test ---------------------------------------------------------------------
 async def measure_server(
     args: argparse.Namespace, server: str, var_dir: Path, seed_cache: list[Seed]
@@ -758,6 +877,20 @@ async def measure_server(
         bare_trigger = BareTrigger(bare_ws, the_seed)
         await rest_trigger.fire(bench.numbers(1)[0])  # warm-up: first write, first publish
 
+        # Memory first, on the freshly started servers: after fan-out and connect have grown
+        # the heap, new sockets reuse freed memory and the growth understates their cost.
+        memory_n = min(max(args.subscribers), len(the_seed.tokens))
+        result["ws_memory"] = {
+            "sockets": memory_n,
+            "kib_per_socket": await bench.memory(
+                triton_ws, the_seed.tokens[:memory_n], topic, triton.pid
+            ),
+            "ceiling_kib_per_socket": await bench.memory(
+                bare_ws, the_seed.tokens[:memory_n], topic, bare.pid
+            ),
+        }
+        log(f"  memory: {result['ws_memory']}")
+
         # Connect rate: distinct tokens, all at once through the client processes.
         connect_n = min(args.connect_sockets, len(the_seed.tokens))
         with Profiler(args.profile, triton.pid, f"{server}-connect"):
@@ -781,10 +914,10 @@ async def measure_server(
             opened = await bench.connect(triton_ws, tokens, topic)
             if subscribers == max(args.subscribers):
                 await asyncio.to_thread(settle, triton.pid)
-                result["ws_memory"] = {
-                    "sockets": opened["opened"],
-                    "kib_per_socket": round((rss_kib(triton.pid) - rss_before) / subscribers, 1),
-                }
+                # The same growth on the heap the earlier sections left (for comparison only).
+                result["ws_memory"]["kib_per_socket_after_sections"] = round(
+                    (rss_kib(triton.pid) - rss_before) / max(opened["opened"], 1), 1
+                )
             with Profiler(
                 args.profile and subscribers == min(args.subscribers),
                 triton.pid,
@@ -799,12 +932,7 @@ async def measure_server(
                 result["ws_connect"]["storm_s"] = result["ws_connect"]["storm"]["seconds"]
             await bench.close(triton.pid)
 
-            bare_rss_before = rss_kib(bare.pid)
             await bench.connect(bare_ws, tokens, topic)
-            if subscribers == max(args.subscribers):
-                result["ws_memory"]["ceiling_kib_per_socket"] = round(
-                    (rss_kib(bare.pid) - bare_rss_before) / subscribers, 1
-                )
             bare_run = await bench.deliver(bare_trigger, bare.pid, args.events)
             await bench.close(bare.pid)
             row.update(
@@ -894,9 +1022,10 @@ def table(results: dict[str, Any]) -> str:
             )
         if "ws_memory" in by:
             memory = by["ws_memory"]
+            kib, bare_kib = memory["kib_per_socket"], memory["ceiling_kib_per_socket"]
             lines.append(
-                f"| {name} | memory at {memory['sockets']} sockets: KiB/socket "
-                f"| {memory['kib_per_socket']} | {memory['ceiling_kib_per_socket']} | | |"
+                f"| {name} | memory at {memory['sockets']} sockets, fresh servers: KiB/socket "
+                f"| {kib} | {bare_kib} | {round(100 * kib / max(bare_kib, 0.1))}% | ≤ bare |"
             )
     rest = results.get("rest")
     if rest:
@@ -925,7 +1054,31 @@ def table(results: dict[str, Any]) -> str:
             f"| {results['server']} (MariaDB) | REST server CPU µs/order (paced run) "
             f"| {rest['orders_cpu_us_per_order']} | | | |",
         ]
+    lines += e2e_rows(results["server"], results.get("e2e"))
     return "\n".join(lines) + "\n"
+
+
+def e2e_rows(server: str, e2e: dict[str, Any] | None) -> list[str]:
+    if not e2e:
+        return []
+    who = f"{server} (MariaDB, worker)"
+    return [
+        f"| {who} | end to end, {e2e['users']} locust users: status POST -> owner's frame, "
+        f"p50 / p99 ms | {e2e['status_push_p50_ms']} / {e2e['status_push_p99_ms']} "
+        f"| {e2e.get('idle_status_push_p50_ms')} / {e2e.get('idle_status_push_p99_ms')} "
+        "(no load) | | p99 ≤ 50 |",
+        f"| {who} | end to end: the status POST's answer, p50 / p99 ms; the frame after the "
+        f"answer, p50 / p99 ms | {e2e['status_post_p50_ms']} / {e2e['status_post_p99_ms']}; "
+        f"{e2e['frame_after_answer_p50_ms']} / {e2e['frame_after_answer_p99_ms']} | | | |",
+        f"| {who} | end to end: probe failures (of {e2e['probes']} moves), duplicate frames "
+        f"| {e2e['failures']}, {e2e['duplicate_frames']} | | | 0 |",
+        f"| {who} | end to end: locust req/s, failures (of {e2e['locust_requests']} requests) "
+        f"| {e2e['locust_rps']}, {e2e['locust_failures']} | | | 0 failures |",
+        f"| {who} | end to end: CPU s of server / worker / locust / MariaDB / Redis "
+        f"in {e2e['seconds']} s | {e2e['server_cpu_s']} / {e2e['worker_cpu_s']} / "
+        f"{e2e['locust_cpu_s']} / {e2e.get('mariadb_cpu_s', '-')} / {e2e.get('redis_cpu_s', '-')}"
+        " | | | |",
+    ]
 
 
 def main() -> None:
@@ -940,7 +1093,10 @@ def main() -> None:
     parser.add_argument("--connect-sockets", type=int, default=2000)
     parser.add_argument("--storm-events", type=int, default=10)
     parser.add_argument(
-        "--only", choices=("ws", "rest"), default="", help="run one section (default: both)"
+        "--only",
+        choices=("ws", "rest", "e2e"),
+        default="",
+        help="run one section (default: all)",
     )
     parser.add_argument("--rest-requests", type=int, default=8000, help="per GET run")
     parser.add_argument("--rest-seconds", type=float, default=8.0, help="per GET run, at most")
@@ -948,6 +1104,11 @@ def main() -> None:
     parser.add_argument("--order-clients", type=int, default=50)
     parser.add_argument(
         "--order-think", type=float, default=1.0, help="seconds a client waits between orders"
+    )
+    parser.add_argument("--e2e-users", type=int, default=200, help="locust users, mixed load")
+    parser.add_argument("--e2e-spawn-rate", type=float, default=10.0, help="locust users/s")
+    parser.add_argument(
+        "--e2e-seconds", type=int, default=80, help="locust's run time, ramp-up included"
     )
     parser.add_argument("--mariadb-url", default="mysql://root@127.0.0.1:3306")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
@@ -964,7 +1125,11 @@ def main() -> None:
         args.rest_requests, args.client_processes, args.storm_events = 300, 2, 3
         args.rest_seconds, args.order_requests = 3.0, 200
         args.collect_timeout = 20
+        args.e2e_users, args.e2e_spawn_rate, args.e2e_seconds = 20, 5.0, 30
     args.tokens = max([*args.subscribers, args.connect_sockets])
+    # `make bench`'s timeout (or a Ctrl-C elsewhere) sends TERM: unwind, so that the `finally`
+    # blocks stop the servers and workers and drop the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     servers = args.servers.split(",")
@@ -973,15 +1138,18 @@ def main() -> None:
     seed_cache: list[Seed] = []
     by_server: dict[str, Any] = {}
     rest: dict[str, Any] | None = None
+    e2e: dict[str, Any] | None = None
     try:
-        if args.only != "rest":
+        if args.only in ("", "ws"):
             for index, server in enumerate(servers):
                 if index:
                     # The other servers at the smallest size only: the run stays under 10 min.
                     args = argparse.Namespace(**{**vars(args), "subscribers": args.subscribers[:1]})
                 by_server[server] = asyncio.run(measure_server(args, server, var_dir, seed_cache))
-        if args.only != "ws":
+        if args.only in ("", "rest"):
             rest = asyncio.run(measure_rest(args, var_dir))
+        if args.only in ("", "e2e"):
+            e2e = asyncio.run(measure_e2e(args, var_dir))
     finally:
         shutil.rmtree(var_dir, ignore_errors=True)
     default = by_server.get(servers[0], {})
@@ -1005,6 +1173,7 @@ def main() -> None:
         "ws_connect": default.get("ws_connect"),
         "ws_memory": default.get("ws_memory"),
         "rest": rest,
+        "e2e": e2e,
         "by_server": by_server,
     }
     output = Path(args.output)
