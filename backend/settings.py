@@ -452,6 +452,9 @@ WS_RATE_PER_SECOND = env.float("WS_RATE_PER_SECOND", default=20.0)
 WS_RATE_BURST = env.int("WS_RATE_BURST", default=60)
 # Bytes of frames queued for one socket before it is closed as too slow (4008).
 WS_SEND_QUEUE_BYTES = env.int("WS_SEND_QUEUE_BYTES", default=1024 * 1024)
+# Threads per process that run sync socket frame handlers (message.send), each with its own
+# database connection.
+WS_FRAME_THREADS = env.int("WS_FRAME_THREADS", default=4)
 PRESENCE_TTL = env.int("PRESENCE_TTL", default=60)
 REALTIME_KEY_PREFIX = env.str("REALTIME_KEY_PREFIX", default="triton:rt")
 # How often each server process checks that it missed no event of the topics it hosts.

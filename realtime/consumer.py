@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -31,7 +30,7 @@ from backend.accounts.selectors import user_get_fresh
 from backend.accounts.tokens import token_authenticate, token_parse
 from backend.core.errors import BadRequest, DomainError, NotFound, PermissionDenied
 from realtime import transport
-from realtime.frames import FrameContext, get_frame_type, validate_payload
+from realtime.frames import FrameContext, get_frame_type, run_sync_handler, validate_payload
 from realtime.history import Offset, StoredEvent, get_history
 from realtime.hub import Hub, get_hub, spawn
 from realtime.publish import publish_ephemeral
@@ -168,7 +167,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels hops to the database thread before every message to close stale
         # connections (aclose_old_connections); every database call here goes through
-        # database_sync_to_async, which does that itself, so the hop is skipped.
+        # a thread that does that itself (the hub's database batcher, the frame threads), so
+        # the hop is skipped.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -384,7 +384,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             reply = await frame_type.handler(ctx, payload)
         else:
             # Off the event loop: a sync handler may query the database.
-            reply = await database_sync_to_async(frame_type.handler)(ctx, payload)
+            reply = await run_sync_handler(frame_type.handler, ctx, payload)
         if reply is None:
             return
         reply = dict(reply)

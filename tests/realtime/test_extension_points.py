@@ -240,6 +240,50 @@ async def test_sync_handlers_run_off_the_event_loop_async_ones_on_it(
 
 
 @pytestmark_db
+async def test_one_sockets_slow_handler_does_not_hold_up_another_socket(
+    open_socket, registered
+) -> None:
+    # Both handlers must be inside at once to pass the barrier: with every socket's handlers
+    # on one thread (Channels' database_sync_to_async) the first waits alone and breaks it.
+    registered.append("test.meet")
+    barrier = threading.Barrier(2, timeout=5)
+
+    @frame_handler("test.meet", schema=EchoPayload)
+    def meet(ctx: FrameContext, payload: EchoPayload) -> dict[str, Any]:
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            return {"type": "alone"}
+        return {"type": "met"}
+
+    first_user, second_user = await run_sync(UserFactory), await run_sync(UserFactory)
+    first = await open_socket(await run_sync(bearer_for, first_user))
+    second = await open_socket(await run_sync(bearer_for, second_user))
+    await first.send({"type": "test.meet", "text": "a"})
+    await second.send({"type": "test.meet", "text": "b"})
+    assert await first.recv() == {"type": "met"}
+    assert await second.recv() == {"type": "met"}
+
+
+@pytestmark_db
+async def test_one_sockets_frames_are_handled_in_order(open_socket, registered) -> None:
+    registered.append("test.seq")
+    handled: list[str] = []
+
+    @frame_handler("test.seq", schema=EchoPayload)
+    def record(ctx: FrameContext, payload: EchoPayload) -> dict[str, Any]:
+        handled.append(payload.text)
+        return {"type": "seen", "text": payload.text}
+
+    socket = await open_socket(await run_sync(bearer_for, await run_sync(UserFactory)))
+    texts = [str(n) for n in range(12)]
+    for text in texts:
+        await socket.send({"type": "test.seq", "text": text})
+    assert [(await socket.recv())["text"] for _ in texts] == texts
+    assert handled == texts
+
+
+@pytestmark_db
 async def test_handler_sees_its_sockets_subscriptions(open_socket, registered) -> None:
     registered.append("test.subs")
 
