@@ -45,6 +45,8 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse, HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
 
+from backend.core import browser_only
+
 
 class OneThreadExecutor(Executor):
     """One long-lived thread that runs the calls given to it in order: what a
@@ -91,6 +93,8 @@ class PooledThreadsASGIHandler(ASGIHandler):
         count = threads if threads is not None else settings.ASGI_SYNC_THREADS
         self.executors = [OneThreadExecutor(f"django-sync-{n}") for n in range(max(1, count))]
         self.in_flight = [0] * len(self.executors)
+        self.api_handler = browser_only.ApiHandler()
+        self.api_handler.load_middleware()
 
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
@@ -141,7 +145,9 @@ class PooledThreadsASGIHandler(ASGIHandler):
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, response = self.create_request(scope, body_file)
         if request is not None:
-            response = self.get_response(request)
+            # The API's chain has no browser middleware (backend/core/browser_only.py).
+            handler = self.api_handler if browser_only.is_api(request) else self
+            response = handler.get_response(request)
             response._handler_class = self.__class__  # type: ignore[attr-defined]
             if isinstance(response, FileResponse):
                 response.block_size = self.chunk_size

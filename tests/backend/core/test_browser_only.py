@@ -1,68 +1,102 @@
 """Session, CSRF, auth and messages middlewares run for the admin and pages, not under /api/
-(backend/core/browser_only.py); the admin-facing checks are in tests/test_security.py."""
+(backend/core/browser_only.py); the admin-facing checks are in tests/test_security.py, and
+`check --deploy` (which looks for Django's classes by name) in tests/backend/test_settings.py."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest, HttpResponse
-from django.test import Client, RequestFactory
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path
 
 from backend.core import browser_only
+from backend.core.asgi import PooledThreadsASGIHandler
 
-BROWSER = (
-    browser_only.SessionMiddleware,
-    browser_only.CsrfViewMiddleware,
-    browser_only.AuthenticationMiddleware,
-    browser_only.MessageMiddleware,
-)
+seen: list[dict[str, bool]] = []
 
 
-def _chain(seen: dict[str, Any]) -> Any:
-    def view(request: HttpRequest) -> HttpResponse:
-        seen["session"] = hasattr(request, "session")
-        seen["user"] = "user" in request.__dict__ or hasattr(request, "_cached_user")
-        seen["messages"] = hasattr(request, "_messages")
-        seen["csrf"] = "CSRF_COOKIE" in request.META
-        return HttpResponse("ok")
-
-    handler: Any = view
-    for middleware in reversed(BROWSER):
-        handler = middleware(handler)
-    return handler
+def record(request: HttpRequest) -> HttpResponse:
+    seen.append(
+        {
+            "session": hasattr(request, "session"),
+            "user": hasattr(request, "user"),
+            "messages": hasattr(request, "_messages"),
+            "csrf": "CSRF_COOKIE" in request.META,
+        }
+    )
+    return JsonResponse({"ok": True})
 
 
-def test_settings_use_the_wrappers() -> None:
-    for middleware in BROWSER:
-        assert f"{middleware.__module__}.{middleware.__name__}" in settings.MIDDLEWARE
-        assert f"{middleware.__bases__[0].__module__}.{middleware.__name__}" not in (
-            settings.MIDDLEWARE
-        )
+urlpatterns = [path("api/v1/record", record), path("page/record", record)]
 
 
-def test_api_requests_skip_the_browser_middlewares() -> None:
-    seen: dict[str, Any] = {}
-    _chain(seen)(RequestFactory().get("/api/v1/products", HTTP_COOKIE="sessionid=abc"))
-    assert seen == {"session": False, "user": False, "messages": False, "csrf": False}
+def test_settings_keep_djangos_own_classes_and_the_api_chain_drops_them() -> None:
+    for name in browser_only.BROWSER_MIDDLEWARE:
+        assert name in settings.MIDDLEWARE
+        assert name not in browser_only.api_middleware()
+    # Everything else, in the same order.
+    assert browser_only.api_middleware() == [
+        name for name in settings.MIDDLEWARE if name not in browser_only.BROWSER_MIDDLEWARE
+    ]
+    assert settings.MIDDLEWARE[0] == browser_only.api_middleware()[0]
 
 
-@pytest.mark.django_db
-def test_pages_keep_them() -> None:
-    seen: dict[str, Any] = {}
-    request = RequestFactory().get("/admin/login/")
-    _chain(seen)(request)
-    assert seen["session"] and seen["messages"]
-    assert isinstance(request.user, AnonymousUser)
+def test_building_the_api_chain_leaves_the_setting_as_it_was() -> None:
+    before = list(settings.MIDDLEWARE)
+    browser_only.ApiHandler().load_middleware()
+    assert list(settings.MIDDLEWARE) == before
 
 
-def test_api_answers_set_no_session_or_csrf_cookie_and_keep_the_security_headers() -> None:
-    response = Client().get("/api/v1/ping")
-    assert response.status_code == 200
-    assert not response.cookies
-    assert "Cookie" not in response.get("Vary", "")
-    assert response["X-Content-Type-Options"] == "nosniff"
-    assert response["X-Frame-Options"] == "DENY"
-    assert "Content-Security-Policy" in response
+@pytest.fixture
+def handler(settings: Any) -> Iterator[PooledThreadsASGIHandler]:
+    settings.ROOT_URLCONF = __name__
+    seen.clear()
+    handler = PooledThreadsASGIHandler(threads=1)
+    yield handler
+    for executor in handler.executors:
+        executor.shutdown(wait=True)
+
+
+async def _get(handler: PooledThreadsASGIHandler, url: str) -> dict[str, Any]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": url,
+        "raw_path": url.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"testserver"), (b"cookie", b"sessionid=abc; csrftoken=x")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    app = ApplicationCommunicator(handler, scope)
+    await app.send_input({"type": "http.request", "body": b""})
+    start = await app.receive_output(5)
+    await app.receive_output(5)
+    await app.wait(5)
+    return start
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_api_requests_skip_the_browser_middlewares_and_pages_keep_them(
+    handler: PooledThreadsASGIHandler,
+) -> None:
+    api = await _get(handler, "/api/v1/record")
+    page = await _get(handler, "/page/record")
+    assert seen[0] == {"session": False, "user": False, "messages": False, "csrf": False}
+    assert seen[1]["session"] and seen[1]["user"] and seen[1]["messages"]
+    api_headers = dict(api["headers"])
+    # No cookie set and no Vary: Cookie on the API; the security headers still there.
+    assert not any(name.lower() == b"set-cookie" for name, _ in api["headers"])
+    assert b"Cookie" not in api_headers.get(b"Vary", b"")
+    assert api_headers[b"X-Content-Type-Options"] == b"nosniff"
+    assert api_headers[b"X-Frame-Options"] == b"DENY"
+    assert b"Content-Security-Policy" in api_headers
+    assert page["status"] == 200
