@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import path
 
 from backend.core.asgi import PooledThreadsASGIHandler
+from tests.asgi import http_scope
 
 closed: list[str] = []
 
@@ -82,23 +83,6 @@ def fired() -> Iterator[list[tuple[str, str]]]:
     signals.request_finished.disconnect(finished)
 
 
-def _scope(url: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": url,
-        "raw_path": url.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
-
-
 async def _body(app: ApplicationCommunicator) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     start = await app.receive_output(5)
     parts = [await app.receive_output(5)]
@@ -124,7 +108,7 @@ async def test_a_plain_response_takes_one_hop_with_the_signals_on_its_thread(
     handler: PooledThreadsASGIHandler, fired: list[tuple[str, str]]
 ) -> None:
     hops = _count_hops(handler)
-    app = ApplicationCommunicator(handler, _scope("/plain"))
+    app = ApplicationCommunicator(handler, http_scope("/plain"))
     await app.send_input({"type": "http.request", "body": b""})
     start, parts = await _body(app)
     await app.wait(5)
@@ -142,7 +126,7 @@ async def test_a_plain_response_takes_one_hop_with_the_signals_on_its_thread(
 
 
 async def test_a_large_plain_body_is_sent_in_chunks(handler: PooledThreadsASGIHandler) -> None:
-    app = ApplicationCommunicator(handler, _scope("/big"))
+    app = ApplicationCommunicator(handler, http_scope("/big"))
     await app.send_input({"type": "http.request", "body": b""})
     _, parts = await _body(app)
     await app.wait(5)
@@ -153,7 +137,7 @@ async def test_a_large_plain_body_is_sent_in_chunks(handler: PooledThreadsASGIHa
 async def test_a_streaming_response_is_streamed_then_closed(
     handler: PooledThreadsASGIHandler, fired: list[tuple[str, str]]
 ) -> None:
-    app = ApplicationCommunicator(handler, _scope("/streamed"))
+    app = ApplicationCommunicator(handler, http_scope("/streamed"))
     await app.send_input({"type": "http.request", "body": b""})
     start, parts = await _body(app)
     await app.wait(5)
@@ -168,7 +152,7 @@ async def test_a_streaming_response_is_streamed_then_closed(
 async def test_a_disconnect_stops_a_stream_and_still_closes_it(
     handler: PooledThreadsASGIHandler, fired: list[tuple[str, str]]
 ) -> None:
-    app = ApplicationCommunicator(handler, _scope("/endless"))
+    app = ApplicationCommunicator(handler, http_scope("/endless"))
     await app.send_input({"type": "http.request", "body": b""})
     assert (await app.receive_output(5))["status"] == 200
     assert (await app.receive_output(5))["more_body"] is True
@@ -181,7 +165,7 @@ async def test_a_disconnect_stops_a_stream_and_still_closes_it(
 async def test_a_disconnect_before_the_body_answers_nothing(
     handler: PooledThreadsASGIHandler, fired: list[tuple[str, str]]
 ) -> None:
-    app = ApplicationCommunicator(handler, _scope("/plain"))
+    app = ApplicationCommunicator(handler, http_scope("/plain"))
     await app.send_input({"type": "http.disconnect"})
     await app.wait(5)
     assert await app.receive_nothing()

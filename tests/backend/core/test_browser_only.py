@@ -15,6 +15,7 @@ from django.urls import path
 
 from backend.core import browser_only
 from backend.core.asgi import PooledThreadsASGIHandler
+from tests.asgi import http_scope
 
 seen: list[dict[str, bool]] = []
 
@@ -62,20 +63,7 @@ def handler(settings: Any) -> Iterator[PooledThreadsASGIHandler]:
 
 
 async def _get(handler: PooledThreadsASGIHandler, url: str) -> dict[str, Any]:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": url,
-        "raw_path": url.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"cookie", b"sessionid=abc; csrftoken=x")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
+    scope = http_scope(url, [(b"cookie", b"sessionid=abc; csrftoken=x")])
     app = ApplicationCommunicator(handler, scope)
     await app.send_input({"type": "http.request", "body": b""})
     start = await app.receive_output(5)
