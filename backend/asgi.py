@@ -26,7 +26,7 @@ if settings.SENTRY_DSN:
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from backend.core import body_limit  # noqa: E402
+from backend.core import body_limit, server_gc  # noqa: E402
 from realtime.routing import websocket_application  # noqa: E402
 
 # Oversized bodies are refused (413) before they are read: daphne's request is patched,
@@ -36,3 +36,6 @@ body_limit.install()
 application = ProtocolTypeRouter(
     {"http": body_limit.BodyLimitMiddleware(django_http), "websocket": websocket_application}
 )
+
+# Last: everything start-up created is in place (backend/core/server_gc.py says why).
+server_gc.tune_for_server()

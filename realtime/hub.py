@@ -77,9 +77,11 @@ def spawn(coroutine: Any) -> None:
 
 
 def _announce_online(entries: list[tuple[int, str]], *, online: bool) -> None:
-    """presence.online_changed once per socket, as socket_opened/socket_closed send it (on
-    this thread, never the event loop)."""
-    for user_id, _connection_id in entries:
+    """presence.online_changed once per user of a batch of sockets that opened (or closed),
+    on this thread, never the event loop. Per user, not per socket: a receiver recomputes
+    what depends on the user's being online, once is enough (a storm brings users' several
+    sockets back in the same batch, and a receiver may cost a round trip)."""
+    for user_id in dict.fromkeys(user_id for user_id, _connection_id in entries):
         for receiver, error in presence.online_changed.send_robust(
             sender=None, user_id=user_id, online=online
         ):

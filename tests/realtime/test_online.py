@@ -111,3 +111,27 @@ async def test_online_changed_is_sent_as_authenticated_sockets_open_and_close(
         assert await poll(lambda: heard == [(user.pk, True), (user.pk, False)])
     finally:
         online_changed.disconnect(receiver)
+
+
+async def test_online_changed_is_sent_once_per_user_of_a_batch() -> None:
+    # A reconnect storm brings a user's sockets back in one batch: the receivers recompute
+    # once for them, not once per socket.
+    from realtime.hub import _announce_online
+    from realtime.presence import online_changed
+
+    heard: list[tuple[int, bool]] = []
+
+    def receiver(user_id: int, online: bool, **_: object) -> None:
+        heard.append((user_id, online))
+
+    online_changed.connect(receiver, weak=False)
+    try:
+        await asyncio.to_thread(
+            _announce_online, [(7, "a"), (8, "b"), (7, "c"), (9, "d"), (8, "e")], online=True
+        )
+        assert heard == [(7, True), (8, True), (9, True)]
+        heard.clear()
+        await asyncio.to_thread(_announce_online, [(9, "d"), (9, "f")], online=False)
+        assert heard == [(9, False)]
+    finally:
+        online_changed.disconnect(receiver)
