@@ -66,6 +66,14 @@ def _add_arguments(parser: Any) -> None:
         help="how many seeded loadtest-<i>@example.com accounts to log in as (no tokens file)",
     )
     group.add_argument(
+        "--triton-every-task-first",
+        action="store_true",
+        default=False,
+        env_var="TRITON_EVERY_TASK_FIRST",
+        help="each user runs each of its tasks once, in order, before the weighted random "
+        "choice (short smoke runs: every request type shows up)",
+    )
+    group.add_argument(
         "--triton-password",
         default="loadtest-password-2026",
         env_var="TRITON_PASSWORD",
@@ -248,6 +256,11 @@ class TritonUser(HttpUser):
         self.socket = TritonSocket(self.environment, self.host or "", self.token, self.on_frame)
         self.socket.connect()
         self.start_socket()
+        options = self.environment.parsed_options
+        if options is not None and options.triton_every_task_first:
+            # self.tasks repeats a task once per unit of its weight: each one once, in order.
+            for task_function in dict.fromkeys(self.tasks):
+                task_function(self)  # type: ignore[operator]
 
     def on_stop(self) -> None:
         if getattr(self, "socket", None) is not None:
