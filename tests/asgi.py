@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from backend.core.asgi import PooledThreadsASGIHandler
 
 
 def http_scope(url: str, headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
@@ -21,3 +25,14 @@ def http_scope(url: str, headers: list[tuple[bytes, bytes]] | None = None) -> di
         "client": ("127.0.0.1", 5000),
         "server": ("testserver", 80),
     }
+
+
+@contextmanager
+def pooled_handler(threads: int = 1) -> Iterator[PooledThreadsASGIHandler]:
+    """The server's ASGI handler with its request threads stopped afterwards."""
+    handler = PooledThreadsASGIHandler(threads=threads)
+    try:
+        yield handler
+    finally:
+        for executor in handler.executors:
+            executor.shutdown(wait=True)

@@ -71,9 +71,8 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(pythonjsonlogger_json.JsonFormatter):
-    """python-json-logger's formatter, same output, less work per record (each request logs
-    one access record): the extra fields are picked with one set lookup each, and one JSON
-    encoder is kept instead of a new one per record."""
+    """python-json-logger's formatter, same output, one JSON encoder kept instead of a new one
+    per record (each request logs one access record)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,25 +82,6 @@ class JsonFormatter(pythonjsonlogger_json.JsonFormatter):
             self._encoder = encoder_class(
                 default=self.json_default, ensure_ascii=self.json_ensure_ascii
             )
-
-    def add_fields(
-        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
-    ) -> None:
-        if self.defaults or self.timestamp or self.rename_fields_keep_missing:
-            super().add_fields(log_data, record, message_dict)
-            return
-        renames = self.rename_fields
-        attributes = record.__dict__
-        for field in self._required_fields:
-            log_data[renames.get(field, field)] = attributes.get(field)
-        for data in (self.static_fields, message_dict):
-            for key, value in data.items():
-                log_data[renames.get(key, key)] = value
-        skip = self._skip_fields
-        for key, value in attributes.items():
-            if key in skip or (isinstance(key, str) and key.startswith("_")):
-                continue
-            log_data[renames.get(key, key)] = value
 
     def jsonify_log_record(self, log_data: Any) -> str:
         if self._encoder is None:

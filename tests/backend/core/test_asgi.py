@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.urls import path
 
 from backend.core.asgi import PooledThreadsASGIHandler
-from tests.asgi import http_scope
+from tests.asgi import http_scope, pooled_handler
 
 closed: list[str] = []
 
@@ -60,10 +60,8 @@ urlpatterns = [
 def handler(settings: Any) -> Iterator[PooledThreadsASGIHandler]:
     settings.ROOT_URLCONF = __name__
     closed.clear()
-    handler = PooledThreadsASGIHandler(threads=1)
-    yield handler
-    for executor in handler.executors:
-        executor.shutdown(wait=True)
+    with pooled_handler() as handler:
+        yield handler
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from django.urls import path
 
 from backend.core import browser_only
 from backend.core.asgi import PooledThreadsASGIHandler
-from tests.asgi import http_scope
+from tests.asgi import http_scope, pooled_handler
 
 seen: list[dict[str, bool]] = []
 
@@ -56,10 +56,8 @@ def test_building_the_api_chain_leaves_the_setting_as_it_was() -> None:
 def handler(settings: Any) -> Iterator[PooledThreadsASGIHandler]:
     settings.ROOT_URLCONF = __name__
     seen.clear()
-    handler = PooledThreadsASGIHandler(threads=1)
-    yield handler
-    for executor in handler.executors:
-        executor.shutdown(wait=True)
+    with pooled_handler() as handler:
+        yield handler
 
 
 async def _get(handler: PooledThreadsASGIHandler, url: str) -> dict[str, Any]:
