@@ -218,10 +218,14 @@ def start_bare() -> Process:
 class Profiler:
     """``py-spy record`` on the server for the length of a ``with`` block (``--profile``)."""
 
-    def __init__(self, enabled: bool, pid: int, name: str, *, gil: bool = False) -> None:
+    def __init__(
+        self, enabled: bool, pid: int, name: str, *, gil: bool = False, subprocesses: bool = False
+    ) -> None:
         # gil: sample only the thread holding the GIL (threads waiting for it would show as
-        # "self" time wherever they wait).
+        # "self" time wherever they wait). subprocesses: the pid's children too (uvicorn's
+        # workers).
         self.enabled, self.pid, self.name, self.gil = enabled, pid, name, gil
+        self.subprocesses = subprocesses
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Profiler:
@@ -242,6 +246,7 @@ class Profiler:
                     str(output),
                     "--nonblocking",
                     *(["--gil"] if self.gil else []),
+                    *(["--subprocesses"] if self.subprocesses else []),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -806,8 +811,14 @@ async def measure_e2e(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]
     """The mixed locust load (loadtests/locustfile.py) at ``--e2e-users`` on a MariaDB + Redis
     deployment with a Celery worker, while ``e2e_status_push`` times staff status moves to
     the owner's socket frame."""
-    log(f"E2E: {args.e2e_users} locust users on a MariaDB + Redis deployment with a worker")
+    log(
+        f"E2E: {args.e2e_users} locust users on a MariaDB + Redis deployment with a worker, "
+        f"{args.e2e_processes} server process(es)"
+    )
     deployment = RestDeployment(args, var_dir, name="e2e")
+    # One process per core, as a deployment runs it (scripts/serve.sh): under this load one
+    # process is CPU-bound on its own, whatever the other core does (docs/benchmarks.md).
+    deployment.env["WEB_CONCURRENCY"] = str(args.e2e_processes)
     try:
         # One account per locust user, plus the probe's own (the last one).
         seeded = deployment.start(users=args.e2e_users + 1, products=50, rooms=5)
@@ -815,7 +826,8 @@ async def measure_e2e(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]
         assert deployment.server is not None and deployment.worker is not None
         tokens_path = Path(deployment.env["TRITON_VAR_DIR"]) / "e2e-tokens.json"
         tokens_path.write_text(json.dumps(seeded))
-        pid, worker_pid = deployment.server.pid, deployment.worker.pid
+        # The server's whole tree: with several processes, uvicorn's supervisor and its workers.
+        pid, worker_pid = deployment.server.process.pid, deployment.worker.pid
         # Who else takes the 2 cores: MariaDB and Redis, when they run on this machine (they
         # serve other clients too, so their share is an upper bound).
         services = {
@@ -824,8 +836,8 @@ async def measure_e2e(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]
             if (found := listening_pid(urlsplit(url).port or 0))
         }
         cpu_before = {name: cpu_seconds(found) for name, found in services.items()}
-        cpu_before |= {"server": cpu_seconds(pid), "worker": tree_cpu_seconds(worker_pid)}
-        with Profiler(args.profile, pid, "e2e", gil=True):
+        cpu_before |= {"server": tree_cpu_seconds(pid), "worker": tree_cpu_seconds(worker_pid)}
+        with Profiler(args.profile, pid, "e2e", gil=True, subprocesses=True):
             result = await asyncio.to_thread(
                 e2e_status_push.run,
                 f"http://127.0.0.1:{deployment.server.port}",
@@ -837,7 +849,7 @@ async def measure_e2e(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]
                 name="e2e-locust",
             )
         cpu_after = {name: cpu_seconds(found) for name, found in services.items()}
-        cpu_after |= {"server": cpu_seconds(pid), "worker": tree_cpu_seconds(worker_pid)}
+        cpu_after |= {"server": tree_cpu_seconds(pid), "worker": tree_cpu_seconds(worker_pid)}
         for name, seconds in cpu_after.items():
             result[f"{name}_cpu_s"] = round(seconds - cpu_before[name], 1)
         server_log = deployment.server.log_path.read_text(errors="replace")
@@ -846,6 +858,7 @@ async def measure_e2e(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]
     finally:
         deployment.stop()
     result["database"] = "mariadb"
+    result["server_processes"] = args.e2e_processes
     log(f"  E2E: { {k: v for k, v in result.items() if k not in ('locust', 'probe_errors')} }")
     return result
 
@@ -1061,7 +1074,12 @@ def table(results: dict[str, Any]) -> str:
 def e2e_rows(server: str, e2e: dict[str, Any] | None) -> list[str]:
     if not e2e:
         return []
-    who = f"{server} (MariaDB, worker)"
+    processes = e2e.get("server_processes", 1)
+    who = (
+        f"{server}, {processes} processes (MariaDB, worker)"
+        if processes > 1
+        else f"{server} (MariaDB, worker)"
+    )
     return [
         f"| {who} | end to end, {e2e['users']} locust users: status POST -> owner's frame, "
         f"p50 / p99 ms | {e2e['status_push_p50_ms']} / {e2e['status_push_p99_ms']} "
@@ -1109,6 +1127,12 @@ def main() -> None:
     parser.add_argument("--e2e-spawn-rate", type=float, default=10.0, help="locust users/s")
     parser.add_argument(
         "--e2e-seconds", type=int, default=80, help="locust's run time, ramp-up included"
+    )
+    parser.add_argument(
+        "--e2e-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="server processes of the e2e deployment (WEB_CONCURRENCY; default: one per core)",
     )
     parser.add_argument("--mariadb-url", default="mysql://root@127.0.0.1:3306")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")

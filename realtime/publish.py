@@ -4,7 +4,8 @@
 outbox row there, and ``on_commit`` relays it (history append, then one channel-layer
 ``group_send`` to the topic's group, which each server process's hub joined once). A crash
 between COMMIT and the hook (or a Redis outage) leaves the row unrelayed; :func:`sweep_outbox`
-(a Celery beat job) relays it later. Nothing else in the code base talks to the channel layer.
+(a Celery beat job) relays it later. Nothing else in the code base sends events to the channel
+layer; `realtime/layer.py` is how sync code sends to it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from realtime.history import History, Offset, get_history, topic_group
+from realtime.layer import group_send_sync
 from realtime.models import OutboxEvent
 
 logger = logging.getLogger(__name__)
@@ -66,13 +67,6 @@ def event_message(topic: str, offset: Offset | None, event: str, data_json: str)
         "event": event,
         "data": data_json,
     }
-
-
-def _group_send(group: str, message: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    async_to_sync(layer.group_send)(group, message)
 
 
 # Seconds an on-commit relay waits for another relay of the same topic before leaving its row
@@ -158,7 +152,7 @@ def _relay_row(history: History, row: OutboxEvent) -> Offset | None:
         logger.exception("relay failed; the outbox sweeper will retry", extra={"outbox_id": row.pk})
         return None
     try:
-        _group_send(
+        group_send_sync(
             topic_group(row.topic), event_message(row.topic, offset, row.event, row.payload)
         )
     except Exception:
@@ -220,7 +214,7 @@ def _control_on_commit(message: dict[str, Any]) -> None:
 
     def send() -> None:
         try:
-            _group_send(CONTROL_GROUP, message)
+            group_send_sync(CONTROL_GROUP, message)
         except Exception:
             logger.exception("could not broadcast %s", message["type"])
 
