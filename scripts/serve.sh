@@ -20,7 +20,7 @@ case "$SERVER" in
     if [ "$WORKERS" -gt 1 ] && [ -z "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
       # /metrics must add up every process's counters (prometheus_client's multiprocess
       # mode), from a directory that starts empty.
-      PROMETHEUS_MULTIPROC_DIR="$(mktemp -d "${TMPDIR:-/tmp}/triton-metrics.XXXXXX")"
+      PROMETHEUS_MULTIPROC_DIR="$(mktemp -d -t triton-metrics.XXXXXX)"
       export PROMETHEUS_MULTIPROC_DIR
     fi
     # No per-message deflate: an event is framed once and the same bytes go to every socket

@@ -169,9 +169,10 @@ class Server:
             return
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            # The whole session: uvicorn's worker processes (WEB_CONCURRENCY) too.
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
 
     def alive(self) -> bool:

@@ -1,8 +1,12 @@
-"""Two daphne processes sharing MariaDB and Redis: what one process causes, the other delivers."""
+"""Two server processes sharing MariaDB and Redis: what one process causes, the other delivers
+(two servers, and one server running WEB_CONCURRENCY processes on one port)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
@@ -123,3 +127,54 @@ async def test_members_of_a_crashed_process_are_reported_left(
     # ...and the expired entries are gone from the presence list.
     again: WS = await open_ws(survivor, alice_token.plain_text)
     assert (await again.subscribe(topic, id="p"))["presence"] == [alice.pk]
+
+
+def _server_workers(pid: int) -> list[int]:
+    """uvicorn's worker processes: its children that multiprocessing spawned to serve
+    (not multiprocessing's resource tracker)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+            if int(stat[1]) == pid and b"spawn_main" in command:
+                found.append(int(entry))
+    return found
+
+
+def _established_sockets(pid: int, port: int) -> int:
+    """Connections to ``port`` that process ``pid`` holds (its fds against /proc/net/tcp)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port:
+            inodes.add(fields[9])
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                held += 1
+    return held
+
+
+async def test_web_concurrency_serves_one_port_with_several_processes(
+    servers: ServerPool, open_ws: OpenWS
+) -> None:
+    server = servers.get("two-workers", WEB_CONCURRENCY="2")
+    assert server.proc is not None
+    workers = _server_workers(server.proc.pid)
+    assert len(workers) == 2, workers
+    me, issued = await make_user()
+    sockets: list[WS] = []
+    # The kernel hands each connection to whichever process accepts first.
+    while len(sockets) < 40 and not all(_established_sockets(w, server.port) for w in workers):
+        ws = await open_ws(server, issued.plain_text)
+        await ws.subscribe(f"user.{me.pk}")
+        sockets.append(ws)
+    assert all(_established_sockets(w, server.port) for w in workers), "one process took all"
+
+    await rename(server, me.pk, issued.plain_text, "seen by both processes")
+    for ws in sockets:
+        event = await ws.recv_event("user.updated")
+        assert event["data"]["name"] == "seen by both processes"
