@@ -224,6 +224,12 @@ REALTIME_REDIS_URLS = env.list("REALTIME_REDIS_URLS", default=[REDIS_URL] if RED
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="triton")
 if REALTIME_REDIS_URLS and not REDIS_URL:
     raise ImproperlyConfigured("REALTIME_REDIS_URLS needs REDIS_URL (cache and broker) as well.")
+# scripts/serve.sh starts WEB_CONCURRENCY server processes; without Redis each would keep its
+# events, presence and history to itself.
+if env.int("WEB_CONCURRENCY", default=1) > 1 and not REDIS_URL:
+    raise ImproperlyConfigured(
+        "WEB_CONCURRENCY above 1 needs REDIS_URL: processes share events there."
+    )
 if REDIS_URL:
     CACHES = {
         "default": {

@@ -41,6 +41,17 @@ def test_debug_mode_starts_without_a_secret_key() -> None:
     assert "started" in result.stdout
 
 
+def test_several_server_processes_need_redis() -> None:
+    debug = {"DJANGO_DEBUG": "true", "TRITON_VAR_DIR": "/tmp/triton-tests/settings"}
+    alone = _run({**debug, "WEB_CONCURRENCY": "2"}, *SETUP)
+    assert alone.returncode != 0
+    assert "WEB_CONCURRENCY above 1 needs REDIS_URL" in alone.stderr
+    shared = _run(
+        {**debug, "WEB_CONCURRENCY": "2", "REDIS_URL": "redis://127.0.0.1:6379/0"}, *SETUP
+    )
+    assert shared.returncode == 0, shared.stderr
+
+
 def _production_env() -> dict[str, str]:
     """compose/env.example, with its "change-me" secret replaced as its header instructs."""
     text = (ROOT / "compose" / "env.example").read_text()
