@@ -7,6 +7,7 @@ import ast
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import time
@@ -125,6 +126,8 @@ def test_bench_quick_smoke_run(tmp_path: Path) -> None:
     assert memory["sockets"] == 100  # the largest --quick size, on the fresh servers
     assert memory["kib_per_socket"] is not None and memory["ceiling_kib_per_socket"] is not None
     assert "kib_per_socket_after_sections" in memory
+    on_run = results["make_run_rest"]  # /auth/me on make run itself, beside /ping
+    assert on_run["me_rps"] > 0 and on_run["baseline_rps"] > 0 and on_run["failures"] == 0
     rest = results["rest"]
     for key in ("products_rps", "baseline_rps", "products_p99_ms", "orders_p99_ms", "me_rps"):
         assert rest[key] > 0, key
@@ -138,6 +141,7 @@ def test_bench_quick_smoke_run(tmp_path: Path) -> None:
     assert e2e["locust_requests"] > 0 and e2e["locust_rps"] > 0
     assert e2e["locust_failures"] == 0, e2e["locust"]["top_failures"]
     assert e2e["server_cpu_s"] > 0 and e2e["locust_exit_code"] == 0
+    assert e2e["server_processes"] == (os.cpu_count() or 1)  # one per core, by default
     text = output.with_suffix(".md").read_text()
     assert "fan-out" in text and "end to end, 20 locust users" in text
 
