@@ -10,6 +10,7 @@ layer; `realtime/layer.py` is how sync code sends to it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from realtime.history import History, Offset, get_history, topic_group
@@ -45,16 +47,36 @@ def publish(topic: str, event: str, data: dict[str, Any]) -> None:
     Outside a transaction (autocommit) the row is committed and relayed at once.
     """
     OutboxEvent.objects.create(topic=topic, event=event, payload=serialize(data))
-    transaction.on_commit(lambda: _relay_after_commit(topic))
+    _pending_topics().setdefault(topic)
+    transaction.on_commit(_relay_after_commit)
 
 
-def _relay_after_commit(topic: str) -> None:
+# Topics this thread published to since its last relay. A change usually publishes to
+# several (an order's status: the order's topic and its owner's), and the first on-commit
+# hook of the transaction relays them all in one pass (one lock statement, one read, one
+# update) instead of one pass per topic. A topic whose rows were rolled back stays here until
+# the next relay, which finds nothing of it to send.
+_pending = threading.local()
+
+
+def _pending_topics() -> dict[str, None]:
+    topics: dict[str, None] | None = getattr(_pending, "topics", None)
+    if topics is None:
+        topics = _pending.topics = {}
+    return topics
+
+
+def _relay_after_commit() -> None:
+    topics = list(_pending_topics())
+    if not topics:
+        return  # an earlier hook of the same commit relayed them
+    _pending_topics().clear()
     try:
-        relay_topic(topic)
+        relay_topics(topics)
     except Exception:
         # The change is committed and the caller must not fail over its event (a lock wait
         # timeout, a lost database connection): the sweeper relays the rows.
-        logger.exception("relay failed; the outbox sweeper will retry", extra={"topic": topic})
+        logger.exception("relay failed; the outbox sweeper will retry", extra={"topics": topics})
 
 
 def event_message(topic: str, offset: Offset | None, event: str, data_json: str) -> dict[str, Any]:
@@ -74,73 +96,105 @@ def event_message(topic: str, offset: Offset | None, event: str, data_json: str)
 RELAY_LOCK_WAIT = 5
 
 
-@contextmanager
-def _topic_relay_lock(topic: str) -> Iterator[bool]:
-    """One relay of a topic at a time, across processes; yields whether it was obtained.
+def _relay_lock_name(topic: str) -> str:
+    # Names are at most 64 characters; topics may be longer.
+    return "triton:relay:" + hashlib.sha1(topic.encode(), usedforsecurity=False).hexdigest()
 
-    A named lock (MySQL/MariaDB ``GET_LOCK``) rather than row locks: a locking read of the
+
+@contextmanager
+def _topic_relay_locks(topics: list[str]) -> Iterator[list[str]]:
+    """One relay of a topic at a time, across processes; yields the topics whose lock was
+    obtained.
+
+    Named locks (MySQL/MariaDB ``GET_LOCK``) rather than row locks: a locking read of the
     topic's outbox rows waits on rows other transactions have inserted but not committed,
     and under load those waits formed deadlock cycles with the services' own inserts (MariaDB
     error 1213): the relay rolled back after the event was already in history, and the
-    sweeper sent it again with a second offset. A named lock is taken by nothing else, so no
-    cycle can include it. SQLite (the embedded default) serializes its writers anyway; a
-    process-local lock orders the relays of one process.
+    sweeper sent it again with a second offset. Named locks are taken by nothing else, and
+    every relay takes its locks in the order of their names, so no cycle can form. SQLite
+    (the embedded default) serializes its writers anyway; process-local locks order the
+    relays of one process.
     """
     if connection.vendor == "mysql":
-        # Names are at most 64 characters; topics may be longer.
-        name = "triton:relay:" + hashlib.sha1(topic.encode(), usedforsecurity=False).hexdigest()
+        names = {_relay_lock_name(topic): topic for topic in topics}
+        ordered = sorted(names)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT GET_LOCK(%s, %s)", [name, RELAY_LOCK_WAIT])
-            obtained = cursor.fetchone()[0] == 1
+            # One statement for all of them, evaluated left to right.
+            cursor.execute(
+                "SELECT " + ", ".join(["GET_LOCK(%s, %s)"] * len(ordered)),
+                [value for name in ordered for value in (name, RELAY_LOCK_WAIT)],
+            )
+            results = cursor.fetchone()
+        held = [name for name, result in zip(ordered, results, strict=True) if result == 1]
         try:
-            yield obtained
+            yield [names[name] for name in held]
         finally:
-            if obtained:
+            if held:
                 with connection.cursor() as cursor:
-                    cursor.execute("SELECT RELEASE_LOCK(%s)", [name])
+                    cursor.execute("SELECT " + ", ".join(["RELEASE_LOCK(%s)"] * len(held)), held)
         return
-    with _local_relay_locks[zlib.crc32(topic.encode()) % len(_local_relay_locks)]:
-        yield True
+    stripes = sorted({zlib.crc32(topic.encode()) % len(_local_relay_locks) for topic in topics})
+    with contextlib.ExitStack() as stack:
+        for stripe in stripes:
+            stack.enter_context(_local_relay_locks[stripe])
+        yield list(topics)
 
 
 # Striped, so memory stays bounded however many topics a process relays; topics that share a
-# stripe merely take turns (relays never nest, so no stripe is taken twice by one thread).
+# stripe merely take turns (stripes are taken in order, and never twice by one thread).
 _local_relay_locks: tuple[threading.Lock, ...] = tuple(threading.Lock() for _ in range(64))
 
 
 def relay_topic(topic: str, *, batch: int = 500) -> int:
-    """Relay the topic's unrelayed outbox rows, oldest first; how many were relayed.
+    """Relay the topic's unrelayed outbox rows, oldest first; how many were relayed."""
+    return relay_topics([topic], batch=batch)
 
-    Offsets follow commit order per topic: relays of one topic take turns (a named lock, see
-    :func:`_topic_relay_lock`) and each sends every committed unrelayed row of the topic in id
-    order, so an event is never published ahead of an older unrelayed one of its topic (rows
-    a Redis outage left behind go out before the change that follows the outage). The first
-    failure stops the pass; what is left waits for the next relay or the sweeper. Each row is
-    marked relayed as soon as the history has it. At least once: a crash between the append
-    and the mark makes the next relay send the event again with a new offset.
+
+def relay_topics(topics: list[str], *, batch: int = 500) -> int:
+    """Relay these topics' unrelayed outbox rows in one pass, oldest first; how many were
+    relayed.
+
+    Offsets follow commit order per topic: relays of one topic take turns (named locks, see
+    :func:`_topic_relay_locks`) and each sends every committed unrelayed row of its topics in
+    id order, so an event is never published ahead of an older unrelayed one of its topic
+    (rows a Redis outage left behind go out before the change that follows the outage). A
+    topic's first failure stops that topic; what is left waits for the next relay or the
+    sweeper. The rows the history took are marked relayed in one statement at the end of the
+    pass. At least once: a crash between the appends and the mark makes the next relay send
+    those events again with new offsets.
     """
     history = get_history()
     if not history.shared and not _serves_sockets():
         # Embedded default, and this process (a shell, a worker) has no sockets: its private
         # history and layer reach no one. The server process's own sweeper relays the rows.
         return 0
-    relayed = 0
-    with _topic_relay_lock(topic) as obtained:
-        if not obtained:
-            logger.warning("relay of %s is busy; the next relay or the sweeper sends it", topic)
+    with _topic_relay_locks(topics) as held:
+        for topic in topics:
+            if topic not in held:
+                logger.warning("relay of %s is busy; the next relay or the sweeper sends it", topic)
+        if not held:
             return 0
         rows = list(
-            OutboxEvent.objects.filter(topic=topic, relayed_at__isnull=True).order_by("id")[:batch]
+            OutboxEvent.objects.filter(topic__in=held, relayed_at__isnull=True).order_by("id")[
+                :batch
+            ]
         )
+        stopped: set[str] = set()
+        offsets: dict[int, str] = {}
         for row in rows:
+            if row.topic in stopped:
+                continue
             offset = _relay_row(history, row)
             if offset is None:
-                break
-            OutboxEvent.objects.filter(pk=row.pk).update(
-                relayed_at=timezone.now(), offset=str(offset)
+                stopped.add(row.topic)
+                continue
+            offsets[row.pk] = str(offset)
+        if offsets:
+            OutboxEvent.objects.filter(pk__in=list(offsets)).update(
+                relayed_at=timezone.now(),
+                offset=Case(*(When(pk=pk, then=Value(text)) for pk, text in offsets.items())),
             )
-            relayed += 1
-    return relayed
+    return len(offsets)
 
 
 def _relay_row(history: History, row: OutboxEvent) -> Offset | None:
