@@ -79,6 +79,11 @@ _database_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtim
 _redis_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="realtime-redis")
 
 
+# An event as the hub hands it to a socket: its offset (None: transient), its frame, and the
+# frame as a websocket frame (realtime.transport.text_frame).
+Delivery = tuple[Offset | None, str, bytes]
+
+
 def spawn(coroutine: Any) -> None:
     """Run a coroutine in the background, keeping a reference until it finishes."""
     task = asyncio.ensure_future(coroutine)
@@ -336,14 +341,25 @@ class Hub:
         started = loop.time()
         batch, self._batch = self._batch, []
         try:
-            for state, offset, frame, framed, skip_user in batch:
+            start = 0
+            while start < len(batch):
+                # A run: consecutive events of one topic for every subscriber (not transient
+                # ones that skip their sender), written to each socket in one write.
+                state, _, _, _, skip_user = batch[start]
+                end = start + 1
+                if skip_user is None:
+                    while end < len(batch) and batch[end][0] is state and batch[end][4] is None:
+                        end += 1
+                run = [(offset, frame, framed) for _, offset, frame, framed, _ in batch[start:end]]
+                start = end
+                joined = run[0][2] if len(run) == 1 else b"".join(event[2] for event in run)
                 try:
                     for consumer in list(state.subscribers):
                         if skip_user is not None and consumer.user_id == skip_user:
                             continue
-                        consumer.deliver(state.topic, offset, frame, framed)
+                        consumer.deliver(state.topic, run, joined)
                 except Exception:
-                    logger.exception("fan-out of an event of %s failed", state.topic)
+                    logger.exception("fan-out of events of %s failed", state.topic)
         finally:
             # Runs after the iteration's writes: the flush's cost includes the kernel's.
             loop.call_soon(self._flushed, started)
