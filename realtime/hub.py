@@ -3,7 +3,8 @@
 The hub holds one channel-layer channel. For each topic that at least one local socket
 subscribes to, it joins that topic's group once; an event then crosses the layer once per
 process (one PUBLISH with channels-redis' pub/sub layer), is turned into a frame once, and
-the frame is written straight to every local subscriber. Per-socket ``group_send`` would cost
+the frame is written straight to every local subscriber (a busy hub writes the events that
+came meanwhile together: see ``FAN_OUT_HOLD_MAX``). Per-socket ``group_send`` would cost
 a layer queue, a task wake-up and a database-connection hop per socket and event.
 
 Ordering and gaps: offsets are consecutive per topic, so the hub knows the next one it should
