@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ from backend.core.errors import BadRequest, DomainError, NotFound, PermissionDen
 from realtime import transport
 from realtime.frames import FrameContext, get_frame_type, run_sync_handler, validate_payload
 from realtime.history import Offset, StoredEvent, get_history
-from realtime.hub import Hub, get_hub, spawn
+from realtime.hub import Delivery, Hub, get_hub, spawn
 from realtime.publish import publish_ephemeral
 from realtime.topics import Topic, authorize_topic, presence_event_data
 
@@ -225,15 +225,20 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return True
 
     def push(self, frame: str, framed: bytes) -> bool:
-        """Send a frame without awaiting (the hub's fan-out): ``framed`` is ``frame`` as a
-        websocket frame (realtime.transport.text_frame), written straight to the transport
-        when the server allows it, else queued for ASGI send. False once closing."""
+        """Send a frame without awaiting: ``framed`` is ``frame`` as a websocket frame
+        (realtime.transport.text_frame), written straight to the transport when the server
+        allows it, else queued for ASGI send. False once closing."""
+        return self.push_many(((None, frame, framed),), framed)
+
+    def push_many(self, events: Sequence[Delivery], joined: bytes) -> bool:
+        """:meth:`push` for several frames in one write (``joined``: their websocket frames
+        end to end), or each queued for ASGI send. False once closing."""
         if self.closing:
             return False
         writer = self.writer
         if writer is None or self._queue or self._drain_task is not None:
-            return self._enqueue(frame)
-        if not writer.write(framed):
+            return all(self._enqueue(event[1]) for event in events)
+        if not writer.write(joined):
             return False
         if writer.buffered() > self.budget and self._over_budget():
             self.closing_soon(CLOSE_TOO_SLOW)
@@ -302,26 +307,35 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             frame["id"] = request_id
         await self.send_json(frame)
 
-    def deliver(self, topic: str, offset: Offset | None, frame: str, framed: bytes) -> None:
-        """Called by the hub for each event of a topic this socket subscribed to; never
-        awaits, so the hub writes one event to all its sockets in one go."""
+    def deliver(self, topic: str, events: Sequence[Delivery], joined: bytes) -> None:
+        """Called by the hub with events of a topic this socket subscribed to, in order
+        (``joined``: their websocket frames end to end); never awaits, so the hub writes a
+        batch to all its sockets in one go. One write when the socket takes them all."""
         subscription = self.subscriptions.get(topic)
         if subscription is None or self.closing:
             return
-        if offset is not None:
-            if subscription.buffer is not None:
-                subscription.buffer.append((offset, frame))
-                subscription.buffer_bytes += len(frame)
-                if subscription.buffer_bytes > self.budget:
-                    # The topic runs faster than the client reads its replay.
-                    self.closing_soon(CLOSE_TOO_SLOW)
-                return
-            if offset.epoch == subscription.epoch and offset.seq <= subscription.last_seq:
-                return
-            subscription.epoch, subscription.last_seq = offset.epoch, offset.seq
-        elif subscription.buffer is not None:
-            return  # transient frames are not worth replaying
-        self.push(frame, framed)
+        taken: list[Delivery] = []
+        for event in events:
+            offset, frame = event[0], event[1]
+            if offset is not None:
+                if subscription.buffer is not None:
+                    subscription.buffer.append((offset, frame))
+                    subscription.buffer_bytes += len(frame)
+                    if subscription.buffer_bytes > self.budget:
+                        # The topic runs faster than the client reads its replay.
+                        self.closing_soon(CLOSE_TOO_SLOW)
+                        return
+                    continue
+                if offset.epoch == subscription.epoch and offset.seq <= subscription.last_seq:
+                    continue
+                subscription.epoch, subscription.last_seq = offset.epoch, offset.seq
+            elif subscription.buffer is not None:
+                continue  # transient frames are not worth replaying
+            taken.append(event)
+        if len(taken) == len(events):
+            self.push_many(taken, joined)
+        elif taken:
+            self.push_many(taken, b"".join(event[2] for event in taken))
 
     # --- inbound ----------------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -243,3 +243,35 @@ def test_a_relay_does_not_wait_for_an_uncommitted_change_of_its_topic() -> None:
     events = get_history().read_after(topic, before).events
     assert [e.data_json for e in events] == ['{"n":"fast"}', '{"n":"slow"}']
     assert OutboxEvent.objects.filter(topic=topic, relayed_at__isnull=True).count() == 0
+
+
+async def test_a_busy_hub_holds_events_and_writes_them_together_in_order(
+    open_socket, monkeypatch
+) -> None:
+    """While the previous batch's cost has not passed since it was written, new events wait
+    and go out together, in order (one write per socket under uvicorn); none is lost."""
+    from realtime import hub as hub_module
+
+    user = await run_sync(UserFactory)
+    socket = await open_socket(await run_sync(bearer_for, user))
+    topic = f"user.{user.pk}"
+    await socket.subscribe(topic)
+    hub = await hub_module.get_hub()
+    loop = asyncio.get_running_loop()
+    monkeypatch.setattr(hub_module, "FAN_OUT_HOLD_MAX", 2.0)
+    held_from = hub._flushed_at = loop.time()
+    hub._flush_cost = 5.0  # as if a long batch had just ended: the cap (2 s) applies
+    for n in range(3):
+        await run_sync(publish, topic, "user.updated", {"n": n})
+    deadline = time.monotonic() + 1.5
+    while len(hub._batch) < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert len(hub._batch) == 3
+    assert await socket.nothing(0.1)  # still held
+    events = [await socket.recv(timeout=4) for _ in range(3)]
+    assert [event["data"] for event in events] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert loop.time() >= held_from + 2.0
+    # Once quiet again (nothing written for longer than the last batch cost), no hold.
+    hub._flushed_at, hub._flush_cost = loop.time() - 1.0, 0.5
+    await run_sync(publish, topic, "user.updated", {"n": 3})
+    assert (await socket.recv(timeout=1))["data"] == {"n": 3}
