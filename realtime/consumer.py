@@ -61,7 +61,7 @@ REPLAY_PAGE = 100
 SEND_STALL_TIMEOUT = 10.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Subscription:
     topic: Topic
     epoch: str = ""
@@ -77,6 +77,8 @@ class Subscription:
 
 
 class TokenBucket:
+    __slots__ = ("capacity", "rate", "stamp", "tokens")
+
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.capacity = rate, float(burst)
         self.tokens, self.stamp = float(burst), time.monotonic()
@@ -101,6 +103,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # receive from killing the consumer (channels-redis' core layer does that every few
     # seconds under load). An alias that names no layer makes Channels skip it.
     channel_layer_alias = "realtime-no-per-socket-channel"
+    # Not None: Channels' __init__ would give every socket an empty list of layer groups.
+    groups: tuple[str, ...] = ()
+    # Replaced, never mutated: a shared empty frozenset until the first presence subscription
+    # (most sockets never make one; an empty set costs 216 bytes per socket).
+    presence_topics: frozenset[str] = frozenset()
+    # The portable path's queue (servers realtime.transport does not know), made when first
+    # needed: under uvicorn and daphne frames go straight to the transport.
+    _queue: deque[str] | None = None
 
     hub: Hub
     user_id: int | None
@@ -111,24 +121,24 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.token_id = None
         self.connection_id = f"{_PROCESS_PREFIX}{next(_connection_numbers):016x}"
         self.subscriptions: dict[str, Subscription] = {}
-        self.presence_topics: set[str] = set()
         self.bucket = TokenBucket(settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST)
         # Read once: the fan-out checks it for every frame (settings access is not free).
         self.budget: int = settings.WS_SEND_QUEUE_BYTES
         self.closing = False
-        self._timers: list[asyncio.TimerHandle] = []
+        # One timer at a time: the auth deadline, then the token's expiry.
+        self._timer: asyncio.TimerHandle | None = None
         self._stalled_since: float | None = None
-        # The portable path's queue (servers realtime.transport does not know).
-        self._queue: deque[str] = deque()
         self._queued_bytes = 0
         self._drain_task: asyncio.Task[None] | None = None
         transport.limit_incoming_message_size(self.base_send, settings.WS_MAX_FRAME_BYTES)
         await self.accept()
         self.writer = transport.direct_writer(self.base_send)
-        loop = asyncio.get_running_loop()
-        self._timers.append(
-            loop.call_later(settings.WS_AUTH_TIMEOUT, self._close_soon, CLOSE_AUTH_TIMEOUT)
-        )
+        self._set_timer(settings.WS_AUTH_TIMEOUT, CLOSE_AUTH_TIMEOUT)
+
+    def _set_timer(self, delay: float, code: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._close_soon, code)
 
     def _close_soon(self, code: int) -> None:
         if self.user_id is None or code != CLOSE_AUTH_TIMEOUT:
@@ -178,8 +188,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.closing = True
         if self._drain_task is not None:
             self._drain_task.cancel()
-        for timer in self._timers:
-            timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         for subscription in self.subscriptions.values():
             subscription.cancel_replay()
         hub = getattr(self, "hub", None)
@@ -246,6 +256,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     def _enqueue(self, frame: str) -> bool:
         """The portable path: a per-socket queue drained by one task with ASGI send, so a
         server whose send waits for a slow reader holds up this socket only."""
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append(frame)
         self._queued_bytes += len(frame)
         if self._over_budget():
@@ -407,11 +419,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = access_token.user_id
         seconds_left = (access_token.expires_at - timezone.now()).total_seconds()
-        self._timers.append(
-            asyncio.get_running_loop().call_later(
-                max(seconds_left, 0), self._close_soon, CLOSE_UNAUTHORIZED
-            )
-        )
+        # Replaces the auth deadline: a timer per socket is a handle and a libuv timer.
+        self._set_timer(max(seconds_left, 0), CLOSE_UNAUTHORIZED)
         try:
             await self.hub.online((self.user_id, self.connection_id))
         except Exception:
@@ -573,7 +582,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # --- presence ---------------------------------------------------------------------------
     async def _presence_join(self, topic: str) -> None:
         assert self.user_id is not None  # subscriptions need an authenticated socket
-        self.presence_topics.add(topic)
+        self.presence_topics |= {topic}
         first = await asyncio.to_thread(
             get_history().presence_join, topic, self.user_id, self.connection_id
         )
@@ -583,7 +592,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
 
     async def _presence_leave(self, topic: str) -> None:
-        self.presence_topics.discard(topic)
+        self.presence_topics -= {topic}
         if self.user_id is None:
             return
         last = await asyncio.to_thread(
