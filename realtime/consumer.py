@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import json
 import logging
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +63,7 @@ REPLAY_PAGE = 100
 SEND_STALL_TIMEOUT = 10.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Subscription:
     topic: Topic
     epoch: str = ""
@@ -77,6 +79,8 @@ class Subscription:
 
 
 class TokenBucket:
+    __slots__ = ("capacity", "rate", "stamp", "tokens")
+
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.capacity = rate, float(burst)
         self.tokens, self.stamp = float(burst), time.monotonic()
@@ -91,6 +95,81 @@ class TokenBucket:
         return True
 
 
+class Deadlines:
+    """The sockets' deadlines (auth timeout, then token expiry) on one loop timer.
+
+    A loop timer per socket held a TimerHandle, a libuv timer, a copy of the context and a
+    bound method: about 0.7 KiB per idle socket. Here a socket holds one heap entry with a
+    weak reference (a closed socket is not kept alive until its token expires). A socket's
+    newer deadline makes its older entries stale; stale entries are dropped when they come
+    due, or all at once when they outnumber the live ones.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.heap: list[tuple[float, int, weakref.ref[RealtimeConsumer], int]] = []
+        self.stale = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+        self.numbers = itertools.count()
+
+    def set(self, consumer: RealtimeConsumer, delay: float, code: int) -> None:
+        """Replaces ``consumer``'s deadline: in ``delay`` seconds it is sent _close_soon(code)."""
+        self.cancel(consumer)
+        when, number = self.loop.time() + delay, next(self.numbers)
+        consumer._deadline = number
+        heapq.heappush(self.heap, (when, number, weakref.ref(consumer), code))
+        if self.timer is None or when < self.timer_at:
+            self._arm(when)
+
+    def cancel(self, consumer: RealtimeConsumer) -> None:
+        if consumer._deadline is None:
+            return
+        consumer._deadline = None
+        self.stale += 1
+        if self.stale > 64 and self.stale * 2 > len(self.heap):
+            self.heap = [entry for entry in self.heap if self._live(entry)]
+            heapq.heapify(self.heap)
+            self.stale = 0
+
+    @staticmethod
+    def _live(entry: tuple[float, int, weakref.ref[RealtimeConsumer], int]) -> bool:
+        consumer = entry[2]()
+        return consumer is not None and consumer._deadline == entry[1]
+
+    def _arm(self, when: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer, self.timer_at = self.loop.call_at(when, self._fire), when
+
+    def _fire(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        while self.heap and self.heap[0][0] <= now:
+            entry = heapq.heappop(self.heap)
+            consumer = entry[2]()
+            if consumer is None or consumer._deadline != entry[1]:
+                self.stale = max(self.stale - 1, 0)
+                continue
+            consumer._deadline = None
+            consumer._close_soon(entry[3])
+        if self.heap:
+            self._arm(self.heap[0][0])
+
+
+_deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_deadlines() -> Deadlines:
+    loop = asyncio.get_running_loop()
+    deadlines = _deadlines.get(loop)
+    if deadlines is None:
+        deadlines = _deadlines[loop] = Deadlines(loop)
+    return deadlines
+
+
 def _reserved_close_code(code: int) -> bool:
     return code != 1000 and not 3000 <= code <= 4999
 
@@ -101,6 +180,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # receive from killing the consumer (channels-redis' core layer does that every few
     # seconds under load). An alias that names no layer makes Channels skip it.
     channel_layer_alias = "realtime-no-per-socket-channel"
+    # Not None: Channels' __init__ would give every socket an empty list of layer groups.
+    groups: tuple[str, ...] = ()
+    # Replaced, never mutated: a shared empty frozenset until the first presence subscription
+    # (most sockets never make one; an empty set costs 216 bytes per socket).
+    presence_topics: frozenset[str] = frozenset()
+    # The portable path's queue (servers realtime.transport does not know), made when first
+    # needed: under uvicorn and daphne frames go straight to the transport.
+    _queue: deque[str] | None = None
+    # The number of this socket's entry in the loop's Deadlines, None when it has none.
+    _deadline: int | None = None
 
     hub: Hub
     user_id: int | None
@@ -111,24 +200,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.token_id = None
         self.connection_id = f"{_PROCESS_PREFIX}{next(_connection_numbers):016x}"
         self.subscriptions: dict[str, Subscription] = {}
-        self.presence_topics: set[str] = set()
         self.bucket = TokenBucket(settings.WS_RATE_PER_SECOND, settings.WS_RATE_BURST)
         # Read once: the fan-out checks it for every frame (settings access is not free).
         self.budget: int = settings.WS_SEND_QUEUE_BYTES
         self.closing = False
-        self._timers: list[asyncio.TimerHandle] = []
         self._stalled_since: float | None = None
-        # The portable path's queue (servers realtime.transport does not know).
-        self._queue: deque[str] = deque()
         self._queued_bytes = 0
         self._drain_task: asyncio.Task[None] | None = None
         transport.limit_incoming_message_size(self.base_send, settings.WS_MAX_FRAME_BYTES)
         await self.accept()
         self.writer = transport.direct_writer(self.base_send)
-        loop = asyncio.get_running_loop()
-        self._timers.append(
-            loop.call_later(settings.WS_AUTH_TIMEOUT, self._close_soon, CLOSE_AUTH_TIMEOUT)
-        )
+        get_deadlines().set(self, settings.WS_AUTH_TIMEOUT, CLOSE_AUTH_TIMEOUT)
 
     def _close_soon(self, code: int) -> None:
         if self.user_id is None or code != CLOSE_AUTH_TIMEOUT:
@@ -178,8 +260,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.closing = True
         if self._drain_task is not None:
             self._drain_task.cancel()
-        for timer in self._timers:
-            timer.cancel()
+        get_deadlines().cancel(self)
         for subscription in self.subscriptions.values():
             subscription.cancel_replay()
         hub = getattr(self, "hub", None)
@@ -251,6 +332,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     def _enqueue(self, frame: str) -> bool:
         """The portable path: a per-socket queue drained by one task with ASGI send, so a
         server whose send waits for a slow reader holds up this socket only."""
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append(frame)
         self._queued_bytes += len(frame)
         if self._over_budget():
@@ -421,11 +504,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = access_token.user_id
         seconds_left = (access_token.expires_at - timezone.now()).total_seconds()
-        self._timers.append(
-            asyncio.get_running_loop().call_later(
-                max(seconds_left, 0), self._close_soon, CLOSE_UNAUTHORIZED
-            )
-        )
+        # Replaces the auth deadline.
+        get_deadlines().set(self, max(seconds_left, 0), CLOSE_UNAUTHORIZED)
         try:
             await self.hub.online((self.user_id, self.connection_id))
         except Exception:
@@ -587,7 +667,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # --- presence ---------------------------------------------------------------------------
     async def _presence_join(self, topic: str) -> None:
         assert self.user_id is not None  # subscriptions need an authenticated socket
-        self.presence_topics.add(topic)
+        self.presence_topics |= {topic}
         first = await asyncio.to_thread(
             get_history().presence_join, topic, self.user_id, self.connection_id
         )
@@ -597,7 +677,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             )
 
     async def _presence_leave(self, topic: str) -> None:
-        self.presence_topics.discard(topic)
+        self.presence_topics -= {topic}
         if self.user_id is None:
             return
         last = await asyncio.to_thread(
