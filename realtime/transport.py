@@ -10,7 +10,8 @@ does not read cannot hold up the others.
 
 :func:`direct_writer` recognises the servers it knows, with their state checks:
 
-* uvicorn with ``--ws websockets-sansio``: its asyncio (uvloop) transport;
+* uvicorn with ``--ws websockets-sansio`` (or ``scripts/serve.sh``'s lean subclass of that
+  protocol, realtime/uvicorn_protocol.py): its asyncio (uvloop) transport;
 * daphne: autobahn's protocol on a Twisted TCP transport; when Twisted has nothing buffered
   for the socket the bytes go straight to the kernel (``socket.send``), else behind
   Twisted's buffer, in order.
@@ -122,7 +123,18 @@ def _uvicorn_protocol(send: Any) -> Any:
     """uvicorn's ``send`` is the bound method of the connection's protocol."""
     protocol = getattr(send, "__self__", None)
     module = type(protocol).__module__
-    return protocol if module.startswith("uvicorn.protocols.websockets") else None
+    if module.startswith("uvicorn.protocols.websockets") or _is_sansio(protocol):
+        return protocol
+    return None
+
+
+def _is_sansio(protocol: Any) -> bool:
+    """uvicorn's websockets-sansio protocol, or a subclass of it (realtime/uvicorn_protocol.py)."""
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    except ImportError:  # uvicorn without it: not this server
+        return False
+    return isinstance(protocol, WebSocketsSansIOProtocol)
 
 
 def direct_writer(send: Any) -> DirectWriter | None:
@@ -131,7 +143,7 @@ def direct_writer(send: Any) -> DirectWriter | None:
         protocol = _uvicorn_protocol(send)
         if protocol is not None:
             if (
-                type(protocol).__name__ == "WebSocketsSansIOProtocol"
+                _is_sansio(protocol)
                 and not protocol.conn.extensions
                 and protocol.handshake_complete
                 # uvloop's transports are not asyncio.Transport subclasses: ask for the API.
@@ -202,7 +214,7 @@ def close_directly(send: Any, code: int, *, reserved: bool) -> bool:
     with contextlib.suppress(Exception):
         protocol = _uvicorn_protocol(send)
         if protocol is not None:
-            if type(protocol).__name__ != "WebSocketsSansIOProtocol":
+            if not _is_sansio(protocol):
                 return False
             if not protocol.handshake_complete or protocol.close_sent:
                 return False

@@ -66,6 +66,12 @@ COMMANDS = {
         str(BIN / "uvicorn"), APP, "--port", str(port), "--ws", "websockets-sansio",
         "--ws-per-message-deflate", "false", "--lifespan", "off", "--loop", "uvloop",
     ],
+    # What scripts/serve.sh runs: the same protocol, leaner state (realtime/uvicorn_protocol.py).
+    "uvicorn-lean": lambda port: [
+        str(BIN / "uvicorn"), APP, "--port", str(port),
+        "--ws", "realtime.uvicorn_protocol:LeanWebSocketsSansIOProtocol",
+        "--ws-per-message-deflate", "false", "--lifespan", "off", "--loop", "uvloop",
+    ],
     "uvicorn-deflate": lambda port: [
         str(BIN / "uvicorn"), APP, "--port", str(port), "--ws", "websockets-sansio",
         "--lifespan", "off",
@@ -125,7 +131,7 @@ async def _open(port: int, deflate: bool = False) -> tuple[ClientConnection, boo
 
 @pytest.mark.parametrize(
     ("server", "direct"),
-    [("uvicorn", True), ("daphne", True), ("uvicorn-legacy", False)],
+    [("uvicorn", True), ("uvicorn-lean", True), ("daphne", True), ("uvicorn-legacy", False)],
 )
 async def test_direct_frames_and_asgi_sends_arrive_in_order(
     servers: dict[str, int], server: str, direct: bool
@@ -148,7 +154,7 @@ async def test_a_negotiated_extension_falls_back_to_asgi_send(servers: dict[str,
     await ws.close()
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+@pytest.mark.parametrize("server", ["uvicorn", "uvicorn-lean", "daphne"])
 async def test_unread_bytes_are_counted(servers: dict[str, int], server: str) -> None:
     """A client that does not read: what the writer could not hand to the kernel shows in
     both measures the consumer's budget uses."""
@@ -174,7 +180,7 @@ async def test_unread_bytes_are_counted(servers: dict[str, int], server: str) ->
     await ws.close()
 
 
-@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+@pytest.mark.parametrize("server", ["uvicorn", "uvicorn-lean", "daphne"])
 async def test_a_close_reaches_a_client_that_keeps_sending(
     servers: dict[str, int], server: str
 ) -> None:
