@@ -28,14 +28,14 @@ case "$SERVER" in
     # No proxy headers: the app reads X-Forwarded-For itself (NUM_PROXIES), like under daphne.
     # Warnings only: uvicorn logs two lines per websocket at INFO (daphne's are off too).
     # The websocket protocol is uvicorn's websockets-sansio with leaner per-connection state
-    # (realtime/uvicorn_protocol.py: about 6 KiB less per idle socket, same wire behaviour).
+    # (realtime/transport.py: about 6 KiB less per idle socket, same wire behaviour).
     # Idle keep-alive connections stay 75 s (nginx's default), not uvicorn's 5: a client that
     # reuses a connection just as a busy server closes it gets "connection closed without
     # response" (seen under the 200-user locust load, for a chat user's occasional GET).
     exec "$BIN/uvicorn" backend.asgi:application \
       --host "$HOST" --port "$PORT" \
       --loop uvloop --http httptools \
-      --ws realtime.uvicorn_protocol:LeanWebSocketsSansIOProtocol --ws-per-message-deflate false \
+      --ws realtime.transport:LeanWebSocketsSansIOProtocol --ws-per-message-deflate false \
       --lifespan off --no-access-log --log-level warning --no-proxy-headers --no-server-header \
       --timeout-keep-alive 75 --timeout-graceful-shutdown 5 --workers "$WORKERS"
     ;;

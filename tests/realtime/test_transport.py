@@ -66,10 +66,10 @@ COMMANDS = {
         str(BIN / "uvicorn"), APP, "--port", str(port), "--ws", "websockets-sansio",
         "--ws-per-message-deflate", "false", "--lifespan", "off", "--loop", "uvloop",
     ],
-    # What scripts/serve.sh runs: the same protocol, leaner state (realtime/uvicorn_protocol.py).
+    # What scripts/serve.sh runs: the same protocol, leaner state (realtime/transport.py).
     "uvicorn-lean": lambda port: [
         str(BIN / "uvicorn"), APP, "--port", str(port),
-        "--ws", "realtime.uvicorn_protocol:LeanWebSocketsSansIOProtocol",
+        "--ws", "realtime.transport:LeanWebSocketsSansIOProtocol",
         "--ws-per-message-deflate", "false", "--lifespan", "off", "--loop", "uvloop",
     ],
     "uvicorn-deflate": lambda port: [

@@ -1,4 +1,4 @@
-"""realtime.uvicorn_protocol: uvicorn's websockets-sansio protocol with leaner containers."""
+"""realtime.transport's lean uvicorn protocol: websockets-sansio with leaner containers."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from realtime.uvicorn_protocol import LeanEvent, LeanQueue
+from realtime.transport import LeanEvent, LeanQueue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,7 +68,7 @@ def lean_uvicorn() -> Iterator[int]:
     port = _free_port()
     command = [
         str(ROOT / ".venv" / "bin" / "uvicorn"), "tests.realtime.transport_app:app",
-        "--port", str(port), "--ws", "realtime.uvicorn_protocol:LeanWebSocketsSansIOProtocol",
+        "--port", str(port), "--ws", "realtime.transport:LeanWebSocketsSansIOProtocol",
         "--ws-per-message-deflate", "false", "--lifespan", "off", "--loop", "uvloop",
     ]  # fmt: skip
     process = subprocess.Popen(
