@@ -577,6 +577,37 @@ async def rest_load(
     }
 
 
+async def best_of_two_rounds(
+    args: argparse.Namespace,
+    port: int,
+    pid: int,
+    paths: dict[str, str],
+    tokens: list[str],
+    *,
+    profile: str = "",
+) -> dict[str, dict[str, Any]]:
+    """Each of ``paths`` (name -> path) at concurrency 32, back to back, twice, interleaved
+    (the machine's load shifts during a run): the better run of each, with ``cpu_us``, the
+    server's CPU per request over both rounds. ``profile``: py-spy the first round."""
+    best: dict[str, dict[str, Any]] = {}
+    cpu: dict[str, float] = {}
+    requests: dict[str, int] = {}
+    for round_ in range(2):
+        for name, path in paths.items():
+            before = cpu_seconds(pid)
+            with Profiler(bool(profile) and not round_, pid, f"{profile}-{name}"):
+                run = await rest_load(
+                    port, path, tokens, args.rest_requests, 32, seconds=args.rest_seconds
+                )
+            cpu[name] = cpu.get(name, 0.0) + cpu_seconds(pid) - before
+            requests[name] = requests.get(name, 0) + run["requests"]
+            if name not in best or run["rps"] > best[name]["rps"]:
+                best[name] = run
+    for name, run in best.items():
+        run["cpu_us"] = round(cpu[name] / max(requests[name], 1) * 1e6)
+    return best
+
+
 # --- REST on MariaDB + Redis -------------------------------------------------------------------
 class RestDeployment:
     """Triton's server (``scripts/serve.sh``, the default server) on the machine's MariaDB
@@ -719,17 +750,15 @@ async def measure_rest(args: argparse.Namespace, var_dir: Path) -> dict[str, Any
         for path in ("/api/v1/ping", products, "/api/v1/auth/me"):
             await rest_load(port, path, tokens, 300, 16)
         count, seconds, concurrency = args.rest_requests, args.rest_seconds, 32
-        runs: dict[str, dict[str, Any]] = {}
+        runs = await best_of_two_rounds(
+            args,
+            port,
+            pid,
+            {"ping": "/api/v1/ping", "products": products},
+            tokens,
+            profile="rest" if args.profile else "",
+        )
         cpu: dict[str, float] = {}
-        # Back to back, twice each, interleaved: the machine's load shifts during a run.
-        for _round in range(2):
-            for name, path in (("ping", "/api/v1/ping"), ("products", products)):
-                before = cpu_seconds(pid)
-                with Profiler(args.profile and not _round, pid, f"rest-{name}"):
-                    run = await rest_load(port, path, tokens, count, concurrency, seconds=seconds)
-                cpu[name] = cpu.get(name, 0.0) + cpu_seconds(pid) - before
-                best = runs.get(name)
-                runs[name] = run if best is None or run["rps"] > best["rps"] else best
         me = await rest_load(port, "/api/v1/auth/me", tokens, count, concurrency, seconds=seconds)
 
         rng = random.Random(7)
@@ -779,12 +808,8 @@ async def measure_rest(args: argparse.Namespace, var_dir: Path) -> dict[str, Any
         "products_percent_of_baseline": round(
             100 * runs["products"]["rps"] / max(runs["ping"]["rps"], 1)
         ),
-        "products_cpu_us_per_request": round(
-            cpu["products"] / max(runs["products"]["requests"], 1) / 2 * 1e6
-        ),
-        "baseline_cpu_us_per_request": round(
-            cpu["ping"] / max(runs["ping"]["requests"], 1) / 2 * 1e6
-        ),
+        "products_cpu_us_per_request": runs["products"]["cpu_us"],
+        "baseline_cpu_us_per_request": runs["ping"]["cpu_us"],
         "products_after_orders_rps": after["rps"],
         "me_rps": me["rps"],
         "me_p50_ms": me["p50_ms"],
@@ -867,22 +892,13 @@ async def measure_e2e(args: argparse.Namespace, var_dir: Path) -> dict[str, Any]
 async def make_run_rest(
     args: argparse.Namespace, triton: Process, tokens: list[str]
 ) -> dict[str, Any]:
-    """``GET /auth/me`` and ``/ping`` at concurrency 32 on ``make run`` itself (SQLite, the
-    embedded valkey), twice each, interleaved, the better run of each kept."""
+    """``GET /auth/me`` beside ``/ping`` at concurrency 32 on ``make run`` itself (SQLite, the
+    embedded valkey)."""
     for path in ("/api/v1/ping", "/api/v1/auth/me"):
         await rest_load(triton.port, path, tokens, 300, 16)  # warm-up
-    best: dict[str, dict[str, Any]] = {}
-    for _round in range(2):
-        for name, path in (("ping", "/api/v1/ping"), ("me", "/api/v1/auth/me")):
-            before = cpu_seconds(triton.pid)
-            run = await rest_load(
-                triton.port, path, tokens, args.rest_requests, 32, seconds=args.rest_seconds
-            )
-            run["cpu_us"] = round(
-                (cpu_seconds(triton.pid) - before) / max(run["requests"], 1) * 1e6
-            )
-            if name not in best or run["rps"] > best[name]["rps"]:
-                best[name] = run
+    best = await best_of_two_rounds(
+        args, triton.port, triton.pid, {"ping": "/api/v1/ping", "me": "/api/v1/auth/me"}, tokens
+    )
     return {
         "me_rps": best["me"]["rps"],
         "me_p50_ms": best["me"]["p50_ms"],

@@ -9,10 +9,9 @@ which is also where that default's jobs run.
 
 :data:`online_changed` is sent after opens and closes (once per user of a batch the hub
 records together), so domain apps can follow the count without the realtime core knowing
-them. The count may not have changed (another socket
-of the same user was open, or stays open): receivers recompute what depends on it, cheaply
-and without raising. A dead process's sockets leave the set when they expire, without a
-signal.
+them. The count may not have changed (another socket of the same user was open, or stays
+open): receivers recompute what depends on it, cheaply and without raising. A dead process's
+sockets leave the set when they expire, without a signal.
 """
 
 from __future__ import annotations

@@ -250,14 +250,35 @@ def close_directly(send: Any, code: int, *, reserved: bool) -> bool:
 # these containers change. With uvicorn's own ``--ws websockets-sansio`` everything works too.
 
 
-class LeanEvent:
-    """The part of ``asyncio.Event`` uvicorn uses; the waiter list is made when someone waits."""
+class _Waiters:
+    """Futures parked until something happens; the list is made when the first one waits
+    (most sockets never wait on their send gate)."""
 
-    __slots__ = ("_flag", "_waiters")
+    __slots__ = ("_waiters",)
 
     def __init__(self) -> None:
-        self._flag = False
         self._waiters: list[asyncio.Future[None]] | None = None
+
+    def _park(self) -> asyncio.Future[None]:
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        return waiter
+
+    def _unpark(self, waiter: asyncio.Future[None]) -> None:
+        if self._waiters is not None and waiter in self._waiters:
+            self._waiters.remove(waiter)
+
+
+class LeanEvent(_Waiters):
+    """The part of ``asyncio.Event`` uvicorn uses."""
+
+    __slots__ = ("_flag",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._flag = False
 
     def is_set(self) -> bool:
         return self._flag
@@ -274,30 +295,26 @@ class LeanEvent:
 
     async def wait(self) -> bool:
         while not self._flag:
-            waiter = asyncio.get_running_loop().create_future()
-            if self._waiters is None:
-                self._waiters = []
-            self._waiters.append(waiter)
+            waiter = self._park()
             try:
                 await waiter
             finally:
-                if self._waiters is not None and waiter in self._waiters:
-                    self._waiters.remove(waiter)
+                self._unpark(waiter)
         return True
 
 
-class LeanQueue:
+class LeanQueue(_Waiters):
     """The part of an unbounded ``asyncio.Queue`` uvicorn uses, on a list.
 
     uvicorn pauses reading while a message waits, so the list holds a message or two; getters
     are woken first come, first served, like asyncio's.
     """
 
-    __slots__ = ("_getters", "_items")
+    __slots__ = ("_items",)
 
     def __init__(self) -> None:
+        super().__init__()
         self._items: list[Any] = []
-        self._getters: list[asyncio.Future[None]] | None = None
 
     def empty(self) -> bool:
         return not self._items
@@ -310,24 +327,20 @@ class LeanQueue:
         self._wake_next()
 
     def _wake_next(self) -> None:
-        while self._getters:
-            getter = self._getters.pop(0)
+        while self._waiters:
+            getter = self._waiters.pop(0)
             if not getter.done():
                 getter.set_result(None)
                 return
 
     async def get(self) -> Any:
         while not self._items:
-            getter = asyncio.get_running_loop().create_future()
-            if self._getters is None:
-                self._getters = []
-            self._getters.append(getter)
+            getter = self._park()
             try:
                 await getter
             except BaseException:
                 getter.cancel()
-                if self._getters is not None and getter in self._getters:
-                    self._getters.remove(getter)
+                self._unpark(getter)
                 if self._items and not getter.cancelled():
                     # Woken, then cancelled: pass the wake-up on, as asyncio.Queue does.
                     self._wake_next()

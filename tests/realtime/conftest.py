@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connection
 
 from backend.asgi import application
 from realtime import hub as hub_module
+from tests.e2e.conftest import PrivateRedis
 
 
 class Socket:
@@ -100,3 +103,37 @@ async def open_socket() -> AsyncIterator[Any]:
 
 def run_sync(func: Any, *args: Any, **kwargs: Any) -> Any:
     return database_sync_to_async(func)(*args, **kwargs)
+
+
+@pytest.fixture
+def two_redis() -> Iterator[tuple[PrivateRedis, PrivateRedis]]:
+    """Two redis-servers of this test's own (several realtime instances)."""
+    first, second = PrivateRedis(), PrivateRedis()
+    first.start()
+    second.start()
+    yield first, second
+    first.kill()
+    second.kill()
+
+
+def run_writers(count: int, write: Callable[[int], None]) -> None:
+    """``write(index)`` in ``count`` threads that start together, each closing its database
+    connection at the end; fails with the first error any of them raised."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def writer(index: int) -> None:
+        try:
+            start.wait()
+            write(index)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -28,33 +28,39 @@ MESSAGE: dict[str, Any] = {
 }
 
 
-async def _received_by_a_member(layer: Any, group: str) -> dict[str, Any]:
+async def _received_by_a_member(
+    layer: Any, group: str, send: Callable[[str, dict[str, Any]], None] = group_send_sync
+) -> dict[str, Any]:
     channel = await layer.new_channel()
     await layer.group_add(group, channel)
     try:
         # From a thread with no event loop above it, as a frame handler or a job sends.
-        await sync_to_async(group_send_sync, thread_sensitive=False)(group, MESSAGE)
+        await sync_to_async(send, thread_sensitive=False)(group, MESSAGE)
         return dict(await asyncio.wait_for(layer.receive(channel), 5))
     finally:
         await layer.group_discard(group, channel)
 
 
-async def test_the_pubsub_layer_gets_one_publish_on_the_sync_client() -> None:
+async def test_the_pubsub_layer_gets_one_publish_on_the_sync_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     layer = get_channel_layer()
     assert isinstance(layer, RedisPubSubChannelLayer)  # what the test settings configure
-    assert sync_layer._publisher(layer) is not None
+    publisher = sync_layer._publisher(layer)
+    assert publisher is not None
+    published: list[str] = []
+    for client in publisher.clients.values():
+        real = client.publish
 
-    assert await _received_by_a_member(layer, f"test-{uuid.uuid4().hex}") == MESSAGE
+        def counted(channel: str, message: bytes, real: Any = real) -> Any:
+            published.append(channel)
+            return real(channel, message)
 
+        monkeypatch.setattr(client, "publish", counted)
 
-@pytest.fixture
-def two_redis() -> Iterator[tuple[PrivateRedis, PrivateRedis]]:
-    first, second = PrivateRedis(), PrivateRedis()
-    first.start()
-    second.start()
-    yield first, second
-    first.kill()
-    second.kill()
+    group = f"test-{uuid.uuid4().hex}"
+    assert await _received_by_a_member(layer, group) == MESSAGE
+    assert published == [publisher.naming._get_group_channel_name(group)]  # not async_to_sync
 
 
 async def test_sends_go_to_the_shard_the_layer_listens_on(
@@ -62,9 +68,6 @@ async def test_sends_go_to_the_shard_the_layer_listens_on(
 ) -> None:
     config = {"hosts": [two_redis[0].url, two_redis[1].url], "prefix": "sync-send-test"}
     layer = RedisPubSubChannelLayer(**config)
-    layers = {
-        "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer"} | {"CONFIG": config}
-    }
     publisher = PubSubPublisher(layer, config)
     groups = [f"group-{n}" for n in range(12)]
     used_shards = {
@@ -74,14 +77,12 @@ async def test_sends_go_to_the_shard_the_layer_listens_on(
         for group in groups
     }
     assert used_shards == {0, 1}  # the groups below cover both instances
-    with override_settings(CHANNEL_LAYERS=layers):
-        sync_layer._cached = (layer, publisher)
-        try:
-            for group in groups:
-                assert await _received_by_a_member(layer, group) == MESSAGE
-        finally:
-            sync_layer._cached = None
-            await layer.flush()
+    try:
+        for group in groups:
+            received = await _received_by_a_member(layer, group, publisher.group_send)
+            assert received == MESSAGE
+    finally:
+        await layer.flush()
 
 
 async def test_other_layers_keep_the_portable_path() -> None:

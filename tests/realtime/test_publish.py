@@ -13,7 +13,7 @@ from realtime.history import get_history
 from realtime.models import OutboxEvent
 from realtime.publish import publish, sweep_outbox
 from tests.factories import UserFactory, bearer_for
-from tests.realtime.conftest import run_sync
+from tests.realtime.conftest import run_sync, run_writers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -151,31 +151,14 @@ def test_a_new_event_goes_out_after_the_older_unrelayed_ones_of_its_topic() -> N
 def test_concurrent_relays_of_one_topic_keep_id_order() -> None:
     """Writers in several threads commit to one topic at once; every row is relayed once and
     the offsets grow with the outbox id (the relay locks the topic's unrelayed rows)."""
-    import threading
-
-    from django.db import connection as thread_connection
-
     topic = fresh_topic()
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
 
-    def writer(index: int) -> None:
-        try:
-            start.wait()
-            for n in range(15):
-                with transaction.atomic():
-                    publish(topic, "user.updated", {"w": index, "n": n})
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            thread_connection.close()
+    def write(index: int) -> None:
+        for n in range(15):
+            with transaction.atomic():
+                publish(topic, "user.updated", {"w": index, "n": n})
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    run_writers(4, write)
     rows = list(OutboxEvent.objects.filter(topic=topic).order_by("id"))
     assert len(rows) == 60
     assert all(r.relayed_at for r in rows)

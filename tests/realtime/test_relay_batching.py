@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
@@ -12,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from realtime.history import get_history
 from realtime.models import OutboxEvent
 from realtime.publish import publish
+from tests.realtime.conftest import run_writers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -82,28 +82,15 @@ def test_writers_taking_the_same_topics_in_opposite_orders_all_get_relayed() -> 
     """Relays lock their topics in one fixed order, whatever order the change published in:
     no relay waits on another in a cycle, and every row goes out once, in id order per topic."""
     first, second = fresh_topic(), fresh_topic()
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
 
-    def writer(index: int) -> None:
+    def write(index: int) -> None:
         order = (first, second) if index % 2 else (second, first)
-        try:
-            start.wait()
-            for n in range(10):
-                with transaction.atomic():
-                    for topic in order:
-                        publish(topic, "user.updated", {"w": index, "n": n})
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
+        for n in range(10):
+            with transaction.atomic():
+                for topic in order:
+                    publish(topic, "user.updated", {"w": index, "n": n})
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    run_writers(4, write)
     for topic in (first, second):
         rows = list(OutboxEvent.objects.filter(topic=topic).order_by("id"))
         assert len(rows) == 40 and all(r.relayed_at for r in rows)

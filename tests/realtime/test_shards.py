@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 from channels_redis.pubsub import RedisPubSubChannelLayer
@@ -34,16 +32,6 @@ def test_topics_spread_over_every_shard() -> None:
     for topic in TOPICS:
         counts[topic_shard(topic, 3)] += 1
     assert min(counts) > len(TOPICS) / 6, counts
-
-
-@pytest.fixture
-def two_redis() -> Iterator[tuple[PrivateRedis, PrivateRedis]]:
-    first, second = PrivateRedis(), PrivateRedis()
-    first.start()
-    second.start()
-    yield first, second
-    first.kill()
-    second.kill()
 
 
 def test_sharded_history_keeps_each_topic_whole_on_its_own_instance(

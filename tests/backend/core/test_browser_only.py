@@ -39,10 +39,20 @@ def test_settings_keep_djangos_own_classes_and_the_api_chain_drops_them() -> Non
     for name in browser_only.BROWSER_MIDDLEWARE:
         assert name in settings.MIDDLEWARE
         assert name not in browser_only.api_middleware()
-    # Everything else, in the same order.
-    assert browser_only.api_middleware() == [
-        name for name in settings.MIDDLEWARE if name not in browser_only.BROWSER_MIDDLEWARE
+    # Everything else stays, in the same order: the request id and access log first, the
+    # security headers and the API's error and content-type handling after them.
+    api = browser_only.api_middleware()
+    assert len(api) == len(settings.MIDDLEWARE) - 4
+    kept = [
+        "backend.core.observability.RequestIdMiddleware",
+        "backend.core.access_log.AccessLogMiddleware",
+        "django.middleware.security.SecurityMiddleware",
+        "backend.core.security_headers.ContentSecurityPolicyMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        "api.errors.ProblemDetailsMiddleware",
+        "api.content_types.JsonContentTypeMiddleware",
     ]
+    assert [name for name in api if name in kept] == kept
     assert settings.MIDDLEWARE[0] == browser_only.api_middleware()[0]
 
 
