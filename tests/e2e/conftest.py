@@ -457,6 +457,30 @@ class WS:
         )
         return frame
 
+    async def recv_events_by_topic(
+        self, event: str, topics: list[str], timeout: float = RECV_TIMEOUT
+    ) -> dict[str, dict[str, Any]]:
+        """One ``event`` frame from each of ``topics``, in whatever order they arrive.
+
+        Order is promised within a topic only: one write's events on two topics may be
+        relayed through different shards and reach the socket either way round.
+        """
+        wanted = set(topics)
+        found: dict[str, dict[str, Any]] = {}
+        deadline = asyncio.get_running_loop().time() + timeout
+        while wanted - found.keys():
+            left = deadline - asyncio.get_running_loop().time()
+            frame, _ = await self.recv_until(
+                lambda f: (
+                    f.get("type") == "event"
+                    and f.get("event") == event
+                    and f.get("topic") in wanted - found.keys()
+                ),
+                max(left, 0.001),
+            )
+            found[frame["topic"]] = frame
+        return found
+
     async def drain(self, quiet: float = 0.3) -> list[dict[str, Any]]:
         """Every frame until none came for ``quiet`` seconds."""
         frames = []
