@@ -284,7 +284,7 @@ class Hub:
         if message["seq"] is None:  # transient (typing): no offset, no history
             frame = event_frame(state.topic, message["event"], None, message["data"])
             sender = message.get("sender_id")
-            await self._fan_out(state, None, frame, skip_user=sender)
+            self._fan_out(state, None, frame, skip_user=sender)
             return
         epoch, seq = message["epoch"], message["seq"]
         if epoch != state.epoch:  # the topic's history started anew
@@ -315,23 +315,28 @@ class Hub:
         offset = Offset(state.epoch, event.seq)
         state.last_seq = event.seq
         frame = event_frame(state.topic, event.event, offset, event.data_json)
-        await self._fan_out(state, offset, frame)
+        self._fan_out(state, offset, frame)
 
-    async def _fan_out(
+    def _fan_out(
         self, state: TopicState, offset: Offset | None, frame: str, skip_user: int | None = None
     ) -> None:
         # Framed once; each socket gets the same bytes, written without awaiting (see
         # realtime/transport.py), so a socket that does not read holds up no other.
         framed = text_frame(frame.encode())
         self._batch.append((state, offset, frame, framed, skip_user))
+        # Set from scheduling until the flush's end is recorded (_flushed): events that come
+        # in between join the batch, and _flushed schedules them.
         if self._flush_handle is None:
-            loop = asyncio.get_running_loop()
-            # Hold the batch while the previous one's cost has not passed since it ended
-            # (see FAN_OUT_HOLD_MAX): none when events come slower than the hub writes them.
-            hold = self._flushed_at + min(self._flush_cost, FAN_OUT_HOLD_MAX) - loop.time()
-            self._flush_handle = (
-                loop.call_later(hold, self._flush) if hold > 0 else loop.call_soon(self._flush)
-            )
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Hold the batch while the previous one's cost has not passed since it ended
+        # (see FAN_OUT_HOLD_MAX): none when events come slower than the hub writes them.
+        hold = self._flushed_at + min(self._flush_cost, FAN_OUT_HOLD_MAX) - loop.time()
+        self._flush_handle = (
+            loop.call_later(hold, self._flush) if hold > 0 else loop.call_soon(self._flush)
+        )
 
     def _flush(self) -> None:
         """Write the events held since the last flush to their topics' sockets, in the order
@@ -369,6 +374,10 @@ class Hub:
         self._flushed_at = now = asyncio.get_running_loop().time()
         self._flush_cost = now - started
         self._flush_handle = None
+        if self._batch:
+            # Events that came after the flush, before this callback (the next event of a
+            # burst was already queued on the loop): no other flush is scheduled for them.
+            self._schedule_flush()
 
     # --- repair and presence heartbeat ------------------------------------------------------
     async def _sync_loop(self) -> None:

@@ -258,3 +258,35 @@ async def test_a_busy_hub_holds_events_and_writes_them_together_in_order(
     hub._flushed_at, hub._flush_cost = loop.time() - 1.0, 0.5
     await run_sync(publish, topic, "user.updated", {"n": 3})
     assert (await socket.recv(timeout=1))["data"] == {"n": 3}
+
+
+async def test_an_event_that_comes_while_a_batch_is_written_is_not_stranded(
+    open_socket, monkeypatch
+) -> None:
+    """The next event of a burst can reach the hub after a flush wrote its batch and before
+    the flush's end was recorded; it goes out then (it waited for a later event before)."""
+    from realtime import hub as hub_module
+
+    user = await run_sync(UserFactory)
+    socket = await open_socket(await run_sync(bearer_for, user))
+    topic = f"user.{user.pk}"
+    await socket.subscribe(topic)
+    hub = await hub_module.get_hub()
+    state = hub.topics[topic]
+    loop = asyncio.get_running_loop()
+    flush = hub._flush
+    injected = []
+
+    def flush_as_the_next_event_comes() -> None:
+        if not injected:
+            # Queued ahead of the flush's own end-of-flush callback, as a burst's next event is.
+            frame = hub_module.event_frame(topic, "user.typing", None, '{"n":1}')
+            loop.call_soon(hub._fan_out, state, None, frame)
+            injected.append(frame)
+        flush()
+
+    monkeypatch.setattr(hub, "_flush", flush_as_the_next_event_comes)
+    await run_sync(publish, topic, "user.updated", {"n": 0})
+    assert (await socket.recv(timeout=2))["data"] == {"n": 0}
+    assert injected
+    assert (await socket.recv(timeout=2))["data"] == {"n": 1}
