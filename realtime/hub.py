@@ -359,13 +359,15 @@ class Hub:
                 run = [(offset, frame, framed) for _, offset, frame, framed, _ in batch[start:end]]
                 start = end
                 joined = run[0][2] if len(run) == 1 else b"".join(event[2] for event in run)
-                try:
-                    for consumer in list(state.subscribers):
-                        if skip_user is not None and consumer.user_id == skip_user:
-                            continue
+                for consumer in list(state.subscribers):
+                    if skip_user is not None and consumer.user_id == skip_user:
+                        continue
+                    # Per socket (free while nothing raises): one socket's failure costs no
+                    # other subscriber its events.
+                    try:
                         consumer.deliver(state.topic, run, joined)
-                except Exception:
-                    logger.exception("fan-out of events of %s failed", state.topic)
+                    except Exception:
+                        logger.exception("fan-out of events of %s to a socket failed", state.topic)
         finally:
             # Runs after the iteration's writes: the flush's cost includes the kernel's.
             loop.call_soon(self._flushed, started)
