@@ -21,6 +21,12 @@ EVENT_BYTES = 20 * 1024
 RESUBSCRIBES = 40  # without the bound: 40 replays of ~6 MB queued for one socket
 
 
+def reset_peak_rss(pid: int) -> None:
+    """Start the process's peak (VmHWM) over from its current memory: a start-up peak (the
+    compiling of modules that have no bytecode cache yet) would hide the growth measured."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
 def peak_rss_bytes(pid: int) -> int:
     """The process's peak resident memory so far (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -51,6 +57,7 @@ async def test_resubscribing_with_since_without_reading_is_closed_and_memory_sta
     assert first["recovered"] is True
     assert len(await warm.drain(0.5)) == EVENTS
     await warm.close()
+    reset_peak_rss(server.proc.pid)
     baseline = peak_rss_bytes(server.proc.pid)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -74,7 +81,9 @@ async def test_resubscribing_with_since_without_reading_is_closed_and_memory_sta
         assert asyncio.get_running_loop().time() < deadline, "the socket was never closed"
         await asyncio.sleep(0.2)
     growth = peak_rss_bytes(server.proc.pid) - baseline
-    assert growth < 64 * 1024 * 1024, f"server peak memory grew by {growth / 2**20:.0f} MiB"
+    # Measured: 5 MiB (1 re-subscription: 2 MiB); 67 MiB while each cancelled replay kept
+    # its page of events until the cyclic collector ran.
+    assert growth < 24 * 1024 * 1024, f"server peak memory grew by {growth / 2**20:.0f} MiB"
 
     received = 0
 
