@@ -204,7 +204,7 @@ def _column(name: str) -> str:
     return connection.ops.quote_name(OutboxEvent._meta.get_field(name).column)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)  # per number of topics: a transaction's few
 def _unrelayed_sql(vendor: str, topics: int) -> str:
     table = connection.ops.quote_name(OutboxEvent._meta.db_table)
     columns = ", ".join(_column(name) for name in _UnrelayedRow._fields)
