@@ -201,7 +201,10 @@ class _UnrelayedRow(NamedTuple):
 
 
 def _column(name: str) -> str:
-    return connection.ops.quote_name(OutboxEvent._meta.get_field(name).column)
+    column = next(f.column for f in OutboxEvent._meta.concrete_fields if f.name == name)
+    if column is None:  # only fields without a column of their own (none here)
+        raise LookupError(f"OutboxEvent.{name} has no column")
+    return connection.ops.quote_name(column)
 
 
 @functools.lru_cache(maxsize=64)  # per number of topics: a transaction's few
