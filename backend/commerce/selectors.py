@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet, prefetch_related_objects
 
 from backend.accounts.models import User
 from backend.commerce.models import Invoice, InvoiceTemplate, Order, OrderItem, Product
@@ -45,10 +45,19 @@ def product_data(product: Product) -> dict[str, Any]:
 # --- orders ---------------------------------------------------------------------------------
 
 
+def _items_in_order() -> Prefetch:
+    return Prefetch("items", queryset=OrderItem.objects.order_by("id"))
+
+
 def _orders_with_items() -> QuerySet[Order]:
-    return Order.objects.prefetch_related(
-        Prefetch("items", queryset=OrderItem.objects.order_by("id"))
-    )
+    return Order.objects.prefetch_related(_items_in_order())
+
+
+def with_items(order: Order) -> Order:
+    """An order already read (a service's locked row), with its items as ``order_get``
+    prefetches them: one query, instead of reading the order again."""
+    prefetch_related_objects([order], _items_in_order())
+    return order
 
 
 def order_data(order: Order) -> dict[str, Any]:

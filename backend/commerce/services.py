@@ -251,13 +251,14 @@ def _move(order: Order, status: str) -> Order:
     order.save(update_fields=["status", "updated_at"])
     if status == OrderStatus.CANCELLED:
         _return_stock(order)
-    fresh = selectors.order_get(order_id=order.pk)
-    assert fresh is not None
-    data = selectors.order_data(fresh)
-    publish(f"order.{fresh.pk}", "order.status_changed", data)
-    publish(f"user.{fresh.user_id}", "order.status_changed", data)
+    # The locked row as saved (``save`` set its updated_at), with its items: what a fresh
+    # GET shows.
+    moved = selectors.with_items(order)
+    data = selectors.order_data(moved)
+    publish(f"order.{moved.pk}", "order.status_changed", data)
+    publish(f"user.{moved.user_id}", "order.status_changed", data)
     dashboard.figures_changed()
-    return fresh
+    return moved
 
 
 def order_set_status(*, actor: User, order_id: int, status: str) -> Order:
