@@ -148,7 +148,7 @@ class Deadlines:
         while self.heap and self.heap[0][0] <= now:
             entry = heapq.heappop(self.heap)
             consumer = entry[2]()
-            if consumer is None or consumer._deadline != entry[1]:
+            if consumer is None or not self._live(entry):
                 self.stale = max(self.stale - 1, 0)
                 continue
             consumer._deadline = None

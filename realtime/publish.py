@@ -200,21 +200,35 @@ class _UnrelayedRow(NamedTuple):
     payload: str
 
 
-def _column(name: str) -> str:
-    column = next(f.column for f in OutboxEvent._meta.concrete_fields if f.name == name)
-    if column is None:  # only fields without a column of their own (none here)
-        raise LookupError(f"OutboxEvent.{name} has no column")
-    return connection.ops.quote_name(column)
+@functools.cache
+def _names(vendor: str) -> dict[str, str]:
+    """The outbox table and its columns, quoted for this database (``vendor``: the key)."""
+    quote = connection.ops.quote_name
+    names = {"table": quote(OutboxEvent._meta.db_table)}
+    for field in OutboxEvent._meta.concrete_fields:
+        if field.column is not None:
+            names[field.name] = quote(field.column)
+    return names
 
 
 @functools.lru_cache(maxsize=64)  # per number of topics: a transaction's few
 def _unrelayed_sql(vendor: str, topics: int) -> str:
-    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
-    columns = ", ".join(_column(name) for name in _UnrelayedRow._fields)
+    n = _names(vendor)
+    columns = ", ".join(n[name] for name in _UnrelayedRow._fields)
     return (
-        f"SELECT {columns} FROM {table} "  # noqa: S608 (names from the model, values as params)
-        f"WHERE {_column('topic')} IN ({', '.join(['%s'] * topics)}) "
-        f"AND {_column('relayed_at')} IS NULL ORDER BY {_column('id')} LIMIT %s"
+        f"SELECT {columns} FROM {n['table']} "  # noqa: S608 (names from the model, values as params)
+        f"WHERE {n['topic']} IN ({', '.join(['%s'] * topics)}) "
+        f"AND {n['relayed_at']} IS NULL ORDER BY {n['id']} LIMIT %s"
+    )
+
+
+@functools.lru_cache(maxsize=64)  # per number of rows: a relay's few
+def _mark_relayed_sql(vendor: str, rows: int) -> str:
+    n = _names(vendor)
+    return (
+        f"UPDATE {n['table']} SET {n['relayed_at']} = %s, "  # noqa: S608 (as above)
+        f"{n['offset']} = CASE {n['id']} {' '.join(['WHEN %s THEN %s'] * rows)} END "
+        f"WHERE {n['id']} IN ({', '.join(['%s'] * rows)})"
     )
 
 
@@ -227,20 +241,11 @@ def _unrelayed_rows(topics: list[str], batch: int) -> list[_UnrelayedRow]:
 
 def _mark_relayed(offsets: dict[int, str]) -> None:
     """One statement: every row relayed now, each with its own offset."""
-    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
-    ids = list(offsets)
-    cases = " ".join(["WHEN %s THEN %s"] * len(ids))
-    sql = (
-        f"UPDATE {table} SET {_column('relayed_at')} = %s, "  # noqa: S608 (as above)
-        f"{_column('offset')} = CASE {_column('id')} {cases} END "
-        f"WHERE {_column('id')} IN ({', '.join(['%s'] * len(ids))})"
-    )
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params: list[Any] = [now]
+    params: list[Any] = [connection.ops.adapt_datetimefield_value(timezone.now())]
     for pk, text in offsets.items():
         params += [pk, text]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *ids])
+        cursor.execute(_mark_relayed_sql(connection.vendor, len(offsets)), [*params, *offsets])
 
 
 def _relay_row(history: History, row: _UnrelayedRow) -> Offset | None:

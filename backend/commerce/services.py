@@ -232,8 +232,9 @@ def order_create(*, actor: User, items: Iterable[tuple[int, int]]) -> Order:
 
 
 def _return_stock(order: Order) -> None:
+    """``order.items`` prefetched (``selectors.with_items``); rows locked in product order."""
     now = timezone.now()
-    for item in OrderItem.objects.filter(order=order).order_by("product_id"):
+    for item in sorted(order.items.all(), key=lambda item: item.product_id):
         Product.objects.filter(pk=item.product_id).update(
             stock=F("stock") + item.quantity, updated_at=now
         )
@@ -249,11 +250,11 @@ def _move(order: Order, status: str) -> Order:
         )
     order.status = status
     order.save(update_fields=["status", "updated_at"])
-    if status == OrderStatus.CANCELLED:
-        _return_stock(order)
     # The locked row as saved (``save`` set its updated_at), with its items: what a fresh
-    # GET shows.
+    # GET shows, and what a cancellation puts back in stock.
     moved = selectors.with_items(order)
+    if status == OrderStatus.CANCELLED:
+        _return_stock(moved)
     data = selectors.order_data(moved)
     publish(f"order.{moved.pk}", "order.status_changed", data)
     publish(f"user.{moved.user_id}", "order.status_changed", data)
