@@ -60,6 +60,9 @@ class WebsocketApplication:
         path, root_path = scope.get("path", ""), scope.get("root_path", "")
         if not path.startswith(root_path) or path[len(root_path) :].lstrip("/") != PATH:
             raise ValueError(f"No route found for path {path!r}.")
+        # The handshake's headers were needed for the origin check only; the server keeps the
+        # scope for the socket's life, and a browser's headers (cookies, user agent) are KiBs.
+        scope["headers"] = []
         consumer: Awaitable[None] = RealtimeConsumer()(scope, receive, send)
         return consumer
 

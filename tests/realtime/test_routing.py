@@ -40,3 +40,12 @@ def test_other_paths_are_refused_as_channels_router_refuses_them(path: str, root
 def test_other_scope_types_are_refused() -> None:
     with pytest.raises(ValueError, match="websocket scopes only"):
         websocket_application({"type": "http", "path": "/ws/v1/"}, _never, _never)
+
+
+def test_the_handshakes_headers_are_not_kept_for_the_sockets_life() -> None:
+    """The server keeps the scope as long as the socket: a browser's cookies and user agent
+    would cost every idle socket KiBs (the origin check has read them by then)."""
+    scope = _scope("/ws/v1/") | {"headers": [(b"host", b"testserver"), (b"cookie", b"x" * 4000)]}
+    consumer = websocket_application(scope, _never, _never)
+    consumer.close()
+    assert scope["headers"] == []
