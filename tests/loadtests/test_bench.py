@@ -116,13 +116,16 @@ def test_bench_quick_smoke_run(tmp_path: Path) -> None:
     assert results["server"] == "uvicorn" and results["machine"]["cores"]
     assert {"django", "uvicorn", "daphne", "python"} <= results["versions"].keys()
     for row in results["ws_fanout"].values():
-        for key in ("deliveries_per_s", "ceiling_deliveries_per_s", "p50_ms", "p99_ms"):
+        for key in (
+            "deliveries_per_s", "ceiling_deliveries_per_s", "p50_ms", "p99_ms",
+            "write_answer_p99_ms",  # the PATCH behind each event, answered
+        ):  # fmt: skip
             assert row[key] > 0, key
         assert row["lost"] == row["duplicated"] == row["out_of_order"] == 0
     # The larger size also runs at the smaller one's deliveries/s: 100 sockets, 40 ms apart.
     paced = results["ws_fanout"]["100"]["paced"]
     assert paced["interval_ms"] == 40 and "paced" not in results["ws_fanout"]["50"]
-    assert paced["p99_ms"] > 0 and paced["ceiling_p99_ms"] > 0
+    assert paced["p99_ms"] > 0 and paced["ceiling_p99_ms"] > 0 and paced["write_answer_p99_ms"] > 0
     assert paced["lost"] == paced["duplicated"] == paced["out_of_order"] == 0
     connect = results["ws_connect"]
     assert connect["sockets_per_s"] > 0 and connect["ceiling_sockets_per_s"] > 0
