@@ -326,6 +326,9 @@ async def seed(base: str, env: dict[str, str], tokens_needed: int) -> Seed:
 
 # --- triggers: the write that causes each event ------------------------------------------------
 class Trigger:
+    # Seconds from each write leaving to its answer; None for a trigger that gets no answer.
+    answer_times: list[float] | None = None
+
     async def fire(self, n: int) -> None:
         raise NotImplementedError
 
@@ -340,8 +343,7 @@ class RestTrigger(Trigger):
         )
         self.path = f"/api/v1/users/{seed.user_id}"
         self.failures = 0
-        # Seconds from each PATCH leaving to its answer: the write's share of the latency.
-        self.answer_times: list[float] = []
+        self.answer_times: list[float] = []  # the write's share of an event's latency
 
     async def fire(self, n: int) -> None:
         sent_at = time.time()
@@ -451,8 +453,8 @@ class Bench:
         numbers = self.numbers(events)
         await call_all(self.clients, "expect", numbers=list(numbers))
         cpu_before = cpu_seconds(pid)
-        if isinstance(trigger, RestTrigger):
-            trigger.answer_times = []
+        if trigger.answer_times is not None:
+            trigger.answer_times.clear()
         first_send = await fire_schedule(trigger, numbers, interval)
         replies = await call_all(self.clients, "collect", wait_s=self.args.collect_timeout)
         cpu_used = cpu_seconds(pid) - cpu_before
@@ -474,7 +476,7 @@ class Bench:
             "server_cpu_us_per_delivery": round(cpu_used / max(unique, 1) * 1e6, 1),
             "last_arrival": last_arrival,
         }
-        if isinstance(trigger, RestTrigger):
+        if trigger.answer_times is not None:
             answers = sorted(trigger.answer_times)
             result["write_answer_p50_ms"] = round(percentile(answers, 0.50) * 1000, 1)
             result["write_answer_p99_ms"] = round(percentile(answers, 0.99) * 1000, 1)
@@ -923,6 +925,20 @@ async def make_run_rest(
     }
 
 
+def beside_bare(triton_run: dict[str, Any], bare_run: dict[str, Any]) -> dict[str, Any]:
+    """A fan-out round's figures: Triton's, the bare server's as ``ceiling_*``."""
+    figures = {key: triton_run[key] for key in ("deliveries_per_s", "p50_ms", "p99_ms")}
+    figures |= {f"ceiling_{key}": bare_run[key] for key in figures}
+    triton_only = (
+        "write_answer_p50_ms",
+        "write_answer_p99_ms",
+        "lost",
+        "duplicated",
+        "out_of_order",
+    )
+    return figures | {key: triton_run[key] for key in triton_only}
+
+
 def paced_interval(args: argparse.Namespace, subscribers: int) -> float:
     """Seconds between events that offer ``subscribers`` the deliveries/s the smallest size
     gets at ``args.interval``; 0 for the smallest size itself (its main round is that)."""
@@ -1027,20 +1043,10 @@ async def measure_server(
                 bare_paced = await bench.deliver(bare_trigger, bare.pid, args.events, paced)
             await bench.close(bare.pid)
             row.update(
-                deliveries_per_s=triton_run["deliveries_per_s"],
-                ceiling_deliveries_per_s=bare_run["deliveries_per_s"],
-                p50_ms=triton_run["p50_ms"],
-                p99_ms=triton_run["p99_ms"],
-                ceiling_p50_ms=bare_run["p50_ms"],
-                ceiling_p99_ms=bare_run["p99_ms"],
-                lost=triton_run["lost"],
-                duplicated=triton_run["duplicated"],
-                out_of_order=triton_run["out_of_order"],
+                beside_bare(triton_run, bare_run),
                 server_cpu_us_per_delivery=triton_run["server_cpu_us_per_delivery"],
                 ceiling_cpu_us_per_delivery=bare_run["server_cpu_us_per_delivery"],
                 rest_trigger_failures=rest_trigger.failures,
-                write_answer_p50_ms=triton_run["write_answer_p50_ms"],
-                write_answer_p99_ms=triton_run["write_answer_p99_ms"],
             )
             row["percent_of_ceiling"] = round(
                 100 * row["deliveries_per_s"] / max(row["ceiling_deliveries_per_s"], 1)
@@ -1048,17 +1054,7 @@ async def measure_server(
             if paced:
                 row["paced"] = {
                     "interval_ms": round(paced * 1000, 1),
-                    "deliveries_per_s": triton_paced["deliveries_per_s"],
-                    "p50_ms": triton_paced["p50_ms"],
-                    "p99_ms": triton_paced["p99_ms"],
-                    "ceiling_deliveries_per_s": bare_paced["deliveries_per_s"],
-                    "ceiling_p50_ms": bare_paced["p50_ms"],
-                    "ceiling_p99_ms": bare_paced["p99_ms"],
-                    "write_answer_p50_ms": triton_paced["write_answer_p50_ms"],
-                    "write_answer_p99_ms": triton_paced["write_answer_p99_ms"],
-                    "lost": triton_paced["lost"],
-                    "duplicated": triton_paced["duplicated"],
-                    "out_of_order": triton_paced["out_of_order"],
+                    **beside_bare(triton_paced, bare_paced),
                 }
             result["ws_fanout"].append(row)
             log(f"  fan-out {subscribers}: {row}")

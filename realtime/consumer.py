@@ -128,14 +128,17 @@ class Deadlines:
         consumer._deadline = None
         self.stale += 1
         if self.stale > 64 and self.stale * 2 > len(self.heap):
-            self.heap = [entry for entry in self.heap if self._live(entry)]
+            self.heap = [entry for entry in self.heap if self._live(entry) is not None]
             heapq.heapify(self.heap)
             self.stale = 0
 
     @staticmethod
-    def _live(entry: tuple[float, int, weakref.ref[RealtimeConsumer], int]) -> bool:
+    def _live(
+        entry: tuple[float, int, weakref.ref[RealtimeConsumer], int],
+    ) -> RealtimeConsumer | None:
+        """The entry's socket, if it is open and this is still its deadline."""
         consumer = entry[2]()
-        return consumer is not None and consumer._deadline == entry[1]
+        return consumer if consumer is not None and consumer._deadline == entry[1] else None
 
     def _arm(self, when: float) -> None:
         if self.timer is not None:
@@ -147,8 +150,8 @@ class Deadlines:
         now = self.loop.time()
         while self.heap and self.heap[0][0] <= now:
             entry = heapq.heappop(self.heap)
-            consumer = entry[2]()
-            if consumer is None or not self._live(entry):
+            consumer = self._live(entry)
+            if consumer is None:
                 self.stale = max(self.stale - 1, 0)
                 continue
             consumer._deadline = None

@@ -28,6 +28,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
+from backend.core import lean
 from realtime.history import History, Offset, get_history, topic_group
 from realtime.layer import group_send_sync
 from realtime.models import OutboxEvent
@@ -200,35 +201,25 @@ class _UnrelayedRow(NamedTuple):
     payload: str
 
 
-@functools.cache
-def _names(vendor: str) -> dict[str, str]:
-    """The outbox table and its columns, quoted for this database (``vendor``: the key)."""
-    quote = connection.ops.quote_name
-    names = {"table": quote(OutboxEvent._meta.db_table)}
-    for field in OutboxEvent._meta.concrete_fields:
-        if field.column is not None:
-            names[field.name] = quote(field.column)
-    return names
-
-
 @functools.lru_cache(maxsize=64)  # per number of topics: a transaction's few
 def _unrelayed_sql(vendor: str, topics: int) -> str:
-    n = _names(vendor)
-    columns = ", ".join(n[name] for name in _UnrelayedRow._fields)
+    column = functools.partial(lean.column_name, OutboxEvent)
+    # Names come from the model's metadata; values travel as parameters.
     return (
-        f"SELECT {columns} FROM {n['table']} "  # noqa: S608 (names from the model, values as params)
-        f"WHERE {n['topic']} IN ({', '.join(['%s'] * topics)}) "
-        f"AND {n['relayed_at']} IS NULL ORDER BY {n['id']} LIMIT %s"
+        f"SELECT {', '.join(column(name) for name in _UnrelayedRow._fields)} "  # noqa: S608
+        f"FROM {lean.table_name(OutboxEvent)} "
+        f"WHERE {column('topic')} IN ({', '.join(['%s'] * topics)}) "
+        f"AND {column('relayed_at')} IS NULL ORDER BY {column('id')} LIMIT %s"
     )
 
 
 @functools.lru_cache(maxsize=64)  # per number of rows: a relay's few
 def _mark_relayed_sql(vendor: str, rows: int) -> str:
-    n = _names(vendor)
+    column = functools.partial(lean.column_name, OutboxEvent)
     return (
-        f"UPDATE {n['table']} SET {n['relayed_at']} = %s, "  # noqa: S608 (as above)
-        f"{n['offset']} = CASE {n['id']} {' '.join(['WHEN %s THEN %s'] * rows)} END "
-        f"WHERE {n['id']} IN ({', '.join(['%s'] * rows)})"
+        f"UPDATE {lean.table_name(OutboxEvent)} SET {column('relayed_at')} = %s, "  # noqa: S608
+        f"{column('offset')} = CASE {column('id')} {' '.join(['WHEN %s THEN %s'] * rows)} END "
+        f"WHERE {column('id')} IN ({', '.join(['%s'] * rows)})"
     )
 
 

@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 
 from django.conf import settings
 from django.db import transaction
@@ -49,18 +49,15 @@ def token_issue(*, user: User, device_name: str = "") -> IssuedToken:
 
 @cache
 def _live_token_sql(vendor: str) -> str:
-    quote = lean.database().ops.quote_name
-    token_meta, user_meta = PersonalAccessToken._meta, User._meta
+    token, user = partial(lean.column_name, PersonalAccessToken), partial(lean.column_name, User)
+    token_pk, user_pk = token(PersonalAccessToken._meta.pk.name), user(User._meta.pk.name)
     columns = lean.select_columns(PersonalAccessToken, "t") + lean.select_columns(User, "u")
     # Names come from the models' metadata; values travel as parameters.
     return (
-        f"SELECT {', '.join(columns)} FROM {quote(token_meta.db_table)} t "  # noqa: S608
-        f"INNER JOIN {quote(user_meta.db_table)} u "
-        f"ON u.{quote(user_meta.pk.column)} = t.{quote(token_meta.get_field('user').column)} "
-        f"WHERE t.{quote(token_meta.pk.column)} = %s "
-        f"AND t.{quote(token_meta.get_field('revoked_at').column)} IS NULL "
-        f"AND t.{quote(token_meta.get_field('expires_at').column)} > %s "
-        f"AND u.{quote(user_meta.get_field('is_active').column)} = %s"
+        f"SELECT {', '.join(columns)} FROM {lean.table_name(PersonalAccessToken)} t "  # noqa: S608
+        f"INNER JOIN {lean.table_name(User)} u ON u.{user_pk} = t.{token('user')} "
+        f"WHERE t.{token_pk} = %s AND t.{token('revoked_at')} IS NULL "
+        f"AND t.{token('expires_at')} > %s AND u.{user('is_active')} = %s"
     )
 
 

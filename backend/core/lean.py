@@ -22,6 +22,19 @@ def database() -> Any:
     return connections[DEFAULT_DB_ALIAS]
 
 
+def table_name(model: type[models.Model]) -> str:
+    """The model's table, quoted for the database (for SQL written once per process)."""
+    return database().ops.quote_name(model._meta.db_table)
+
+
+def column_name(model: type[models.Model], field: str) -> str:
+    """The column of the model's field ``field``, quoted for the database."""
+    found = model._meta.get_field(field)
+    if not isinstance(found, models.Field):  # a reverse relation has no column
+        raise TypeError(f"{model.__name__}.{field} is not a column")
+    return database().ops.quote_name(found.column)
+
+
 def select_columns(model: type[models.Model], alias: str) -> list[str]:
     """The model's concrete columns as ``alias.column``, in ``from_row``'s order."""
     quote = database().ops.quote_name
@@ -52,10 +65,9 @@ def from_row(model: type[M], values: tuple[Any, ...] | list[Any]) -> M:
 
 @cache
 def _by_pk_sql(model: type[models.Model], vendor: str) -> str:
-    quote = database().ops.quote_name
-    meta = model._meta
     columns = ", ".join(select_columns(model, "t"))
-    return f"SELECT {columns} FROM {quote(meta.db_table)} t WHERE t.{quote(meta.pk.column)} = %s"  # noqa: S608
+    pk = column_name(model, model._meta.pk.name)
+    return f"SELECT {columns} FROM {table_name(model)} t WHERE t.{pk} = %s"  # noqa: S608
 
 
 def get_by_pk(model: type[M], pk: Any) -> M | None:
